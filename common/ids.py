@@ -1,0 +1,36 @@
+"""Prefixed identifiers: ``<prefix>`` followed by 32 characters of ``[0-9A-Za-z]``."""
+
+import hashlib
+import re
+import secrets
+from typing import Final
+
+__all__ = ["ID_BODY_LENGTH", "derived_id", "is_valid_id", "new_id"]
+
+ID_BODY_LENGTH: Final = 32
+_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BODY_PATTERN: Final = re.compile(r"[0-9A-Za-z]{32}")
+
+
+def new_id(prefix: str) -> str:
+    """Return a fresh random identifier such as ``trf_3kF...`` (190 bits of entropy)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(ID_BODY_LENGTH))
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """Return an identifier derived deterministically from ``parts``.
+
+    Used where a retry must reproduce the same id, for example the ledger transfer of an
+    on-chain operation or the expiry of a pending transfer.
+    """
+    digest = int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest(), "big")
+    body = []
+    for _ in range(ID_BODY_LENGTH):
+        digest, index = divmod(digest, len(_ALPHABET))
+        body.append(_ALPHABET[index])
+    return prefix + "".join(body)
+
+
+def is_valid_id(value: str, prefix: str) -> bool:
+    """Tell whether ``value`` is ``prefix`` followed by 32 characters of ``[0-9A-Za-z]``."""
+    return value.startswith(prefix) and bool(_BODY_PATTERN.fullmatch(value[len(prefix) :]))
