@@ -1,0 +1,468 @@
+-- OFFER-HUB orchestrator schema: every table, enum, constraint, trigger and SQL function.
+--
+-- Applied whole, in one transaction, by `offerhub migrate` (ledger/schema.py), which records
+-- the SHA-256 of this file in offerhub_schema and refuses to run against an unknown version.
+-- Every constraint is named: the name is how a database error becomes a domain error
+-- (ledger/db.py). Functions carry a version suffix (_v1) so that old and new code can run side
+-- by side during a migration.
+
+CREATE TABLE offerhub_schema (
+    singleton boolean NOT NULL DEFAULT true,
+    version text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT offerhub_schema_pkey PRIMARY KEY (singleton),
+    CONSTRAINT offerhub_schema_single_row CHECK (singleton)
+);
+
+-- Shared guard: refuses the statement it fires for. Used to make ledger history append-only.
+CREATE FUNCTION offerhub_refuse_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% on % is not allowed: %', tg_op, tg_table_name, tg_argv[1]
+        USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = tg_argv[0];
+END;
+$$;
+
+--------------------------------------------------------------------------------------------------
+-- Tenants
+--------------------------------------------------------------------------------------------------
+
+CREATE TABLE marketplaces (
+    id text NOT NULL,
+    name text NOT NULL,
+    -- Platform fee charged by the escrow contract on every payout, in basis points.
+    platform_fee_bps integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT marketplaces_pkey PRIMARY KEY (id),
+    CONSTRAINT marketplaces_name_key UNIQUE (name),
+    CONSTRAINT marketplaces_id_format CHECK (id ~ '^mkt_[0-9A-Za-z]{32}$'),
+    CONSTRAINT marketplaces_name_length CHECK (char_length(name) BETWEEN 1 AND 200),
+    -- The contract accepts at most 99 % and the Trustless Work fee (0.3 %) must still fit.
+    CONSTRAINT marketplaces_platform_fee_bps_range CHECK (platform_fee_bps BETWEEN 0 AND 9900)
+);
+
+--------------------------------------------------------------------------------------------------
+-- Ledger (TigerBeetle semantics): accounts with four counters, append-only transfers, entries
+--------------------------------------------------------------------------------------------------
+
+CREATE TYPE ledger_account_type AS ENUM (
+    'USER',        -- a user's wallet balance
+    'ESCROW',      -- funds locked in one order's escrow contract
+    'FEES',        -- fee income (platform) or fees paid (trustless_work)
+    'CLEARING',    -- money in flight to or from a provider; returns to zero per item
+    'TREASURY',    -- platform-held liquidity (treasury wallet, Airtm enterprise balance)
+    'EXTERNAL',    -- the outside world: the mirror image of money that entered
+    'ADJUSTMENT'   -- counter-account of audited manual corrections
+);
+
+CREATE TYPE ledger_side AS ENUM ('DEBIT', 'CREDIT');
+
+CREATE TYPE ledger_transfer_phase AS ENUM (
+    'SINGLE',          -- posted at once
+    'PENDING',         -- reserves the amount; later posted, voided or expired
+    'POST_PENDING',    -- posts all or part of a pending transfer; the rest is released
+    'VOID_PENDING',    -- releases a pending transfer
+    'EXPIRE_PENDING'   -- releases a pending transfer whose timeout passed
+);
+
+CREATE TABLE ledger_accounts (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    code text NOT NULL,
+    asset text NOT NULL,
+    type ledger_account_type NOT NULL,
+    normal_side ledger_side NOT NULL,
+    debits_must_not_exceed_credits boolean NOT NULL DEFAULT false,
+    credits_must_not_exceed_debits boolean NOT NULL DEFAULT false,
+    debits_pending bigint NOT NULL DEFAULT 0,
+    debits_posted bigint NOT NULL DEFAULT 0,
+    credits_pending bigint NOT NULL DEFAULT 0,
+    credits_posted bigint NOT NULL DEFAULT 0,
+    -- Number of entries written for this account; the version of its latest entry.
+    version bigint NOT NULL DEFAULT 0,
+    user_id text,
+    order_id text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ledger_accounts_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT ledger_accounts_code_key UNIQUE (marketplace_id, asset, code),
+    CONSTRAINT ledger_accounts_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT ledger_accounts_id_format CHECK (id ~ '^acc_[0-9A-Za-z]{32}$'),
+    CONSTRAINT ledger_accounts_code_format CHECK (code ~ '^[a-z_]{1,20}:[A-Za-z0-9_]{1,64}$'),
+    CONSTRAINT ledger_accounts_asset_format CHECK (asset ~ '^[A-Z][A-Z0-9]{2,11}$'),
+    CONSTRAINT ledger_accounts_counters_non_negative CHECK (
+        debits_pending >= 0 AND debits_posted >= 0
+        AND credits_pending >= 0 AND credits_posted >= 0 AND version >= 0
+    ),
+    CONSTRAINT ledger_accounts_flags_exclusive CHECK (
+        NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)
+    ),
+    -- The balance bounds. Checked on every counter update, which holds the row lock.
+    CONSTRAINT ledger_accounts_debits_within_credits CHECK (
+        NOT debits_must_not_exceed_credits OR debits_pending + debits_posted <= credits_posted
+    ),
+    CONSTRAINT ledger_accounts_credits_within_debits CHECK (
+        NOT credits_must_not_exceed_debits OR credits_pending + credits_posted <= debits_posted
+    )
+);
+
+CREATE TABLE ledger_transfers (
+    marketplace_id text NOT NULL,
+    -- Chosen by the caller: the transfer's idempotency key.
+    id text NOT NULL,
+    -- Commit-independent global order of insertion; entries and statements sort on it.
+    sequence bigint GENERATED ALWAYS AS IDENTITY,
+    debit_account_id text NOT NULL,
+    credit_account_id text NOT NULL,
+    asset text NOT NULL,
+    amount bigint NOT NULL,
+    phase ledger_transfer_phase NOT NULL,
+    pending_id text,
+    timeout_s integer NOT NULL DEFAULT 0,
+    expires_at timestamptz,
+    -- Why the transfer happened (deposit, order_reserve, escrow_release, ...).
+    code text NOT NULL,
+    -- Transfers committed all-or-nothing share a group id (the id of the chain's first one).
+    linked_group text,
+    order_id text,
+    user_id text,
+    external_ref text,
+    description text,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT ledger_transfers_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT ledger_transfers_id_format CHECK (id ~ '^trf_[0-9A-Za-z]{32}$'),
+    CONSTRAINT ledger_transfers_amount_positive CHECK (amount > 0),
+    CONSTRAINT ledger_transfers_accounts_differ CHECK (debit_account_id <> credit_account_id),
+    CONSTRAINT ledger_transfers_pending_reference CHECK (
+        (pending_id IS NOT NULL) = (phase IN ('POST_PENDING', 'VOID_PENDING', 'EXPIRE_PENDING'))
+    ),
+    CONSTRAINT ledger_transfers_timeout CHECK (
+        timeout_s >= 0
+        AND (timeout_s = 0 OR phase = 'PENDING')
+        AND (expires_at IS NOT NULL) = (timeout_s > 0)
+    ),
+    CONSTRAINT ledger_transfers_code_format CHECK (code ~ '^[a-z_]{1,40}$'),
+    CONSTRAINT ledger_transfers_description_length CHECK (char_length(description) <= 500)
+);
+
+-- A pending transfer is posted, voided or expired at most once.
+CREATE UNIQUE INDEX ledger_transfers_pending_resolved_once
+    ON ledger_transfers (marketplace_id, pending_id) WHERE pending_id IS NOT NULL;
+-- Finds timed pending transfers to expire.
+CREATE INDEX ledger_transfers_expiry ON ledger_transfers (expires_at) WHERE expires_at IS NOT NULL;
+-- Transfers list oldest first per marketplace.
+CREATE INDEX ledger_transfers_by_sequence ON ledger_transfers (marketplace_id, sequence);
+
+-- One row per transfer side: the account's four counters right after the transfer applied.
+CREATE TABLE ledger_entries (
+    marketplace_id text NOT NULL,
+    account_id text NOT NULL,
+    version bigint NOT NULL,
+    transfer_id text NOT NULL,
+    transfer_sequence bigint NOT NULL,
+    side ledger_side NOT NULL,
+    debits_pending bigint NOT NULL,
+    debits_posted bigint NOT NULL,
+    credits_pending bigint NOT NULL,
+    credits_posted bigint NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT ledger_entries_pkey PRIMARY KEY (marketplace_id, account_id, version)
+);
+
+-- Balance at a time: the latest entry at or before it (created_at grows with version per account,
+-- because entries are written under the account's row lock).
+CREATE INDEX ledger_entries_by_time ON ledger_entries (marketplace_id, account_id, created_at);
+
+-- Applies inserted transfers to the account counters and writes their entries, once per statement,
+-- netted per account. This trigger is the only way counters move, so every posting is two-sided and
+-- the books balance by construction; the checks below make direct SQL obey the same rules.
+CREATE FUNCTION ledger_apply_transfers_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    accounts_expected bigint;
+    accounts_updated bigint;
+BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM new_transfers AS t
+        LEFT JOIN ledger_transfers AS p
+            ON p.marketplace_id = t.marketplace_id AND p.id = t.pending_id
+        WHERE t.pending_id IS NOT NULL AND (
+            p.id IS NULL
+            OR p.phase <> 'PENDING'
+            OR p.sequence >= t.sequence
+            OR p.debit_account_id <> t.debit_account_id
+            OR p.credit_account_id <> t.credit_account_id
+            OR p.asset <> t.asset
+            OR (t.phase = 'POST_PENDING' AND t.amount > p.amount)
+            OR (t.phase <> 'POST_PENDING' AND t.amount <> p.amount)
+            OR (t.phase <> 'EXPIRE_PENDING' AND t.created_at >= p.expires_at)
+            OR (t.phase = 'EXPIRE_PENDING' AND (p.expires_at IS NULL OR t.created_at < p.expires_at))
+        )
+    ) THEN
+        RAISE EXCEPTION 'a post, void or expiry does not match its pending transfer'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transfers_pending_consistent';
+    END IF;
+
+    WITH legs AS (
+        SELECT
+            t.marketplace_id, t.asset, t.sequence, t.id AS transfer_id, t.created_at,
+            leg.account_id, leg.side,
+            leg.debits_pending, leg.debits_posted, leg.credits_pending, leg.credits_posted
+        FROM new_transfers AS t
+        LEFT JOIN ledger_transfers AS p
+            ON p.marketplace_id = t.marketplace_id AND p.id = t.pending_id
+        CROSS JOIN LATERAL (
+            SELECT
+                CASE t.phase WHEN 'PENDING' THEN t.amount WHEN 'SINGLE' THEN 0
+                    ELSE -p.amount END AS pending_delta,
+                CASE WHEN t.phase IN ('SINGLE', 'POST_PENDING') THEN t.amount
+                    ELSE 0 END AS posted_delta
+        ) AS delta
+        CROSS JOIN LATERAL (VALUES
+            (t.debit_account_id, 'DEBIT'::ledger_side,
+                delta.pending_delta, delta.posted_delta, 0::bigint, 0::bigint),
+            (t.credit_account_id, 'CREDIT'::ledger_side,
+                0::bigint, 0::bigint, delta.pending_delta, delta.posted_delta)
+        ) AS leg (
+            account_id, side, debits_pending, debits_posted, credits_pending, credits_posted
+        )
+    ),
+    totals AS (
+        SELECT
+            marketplace_id, account_id, asset, count(*) AS entry_count,
+            sum(debits_pending)::bigint AS debits_pending,
+            sum(debits_posted)::bigint AS debits_posted,
+            sum(credits_pending)::bigint AS credits_pending,
+            sum(credits_posted)::bigint AS credits_posted
+        FROM legs
+        GROUP BY marketplace_id, account_id, asset
+    ),
+    updated AS (
+        UPDATE ledger_accounts AS a SET
+            debits_pending = a.debits_pending + totals.debits_pending,
+            debits_posted = a.debits_posted + totals.debits_posted,
+            credits_pending = a.credits_pending + totals.credits_pending,
+            credits_posted = a.credits_posted + totals.credits_posted,
+            version = a.version + totals.entry_count
+        FROM totals
+        WHERE a.marketplace_id = totals.marketplace_id
+            AND a.id = totals.account_id
+            AND a.asset = totals.asset
+        RETURNING
+            a.marketplace_id, a.id, a.version,
+            a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+    ),
+    written AS (
+        -- Counters after each entry = final counters minus the deltas of the later entries.
+        INSERT INTO ledger_entries (
+            marketplace_id, account_id, version, transfer_id, transfer_sequence, side,
+            debits_pending, debits_posted, credits_pending, credits_posted, created_at
+        )
+        SELECT
+            l.marketplace_id, l.account_id,
+            u.version - count(*) OVER whole + row_number() OVER running,
+            l.transfer_id, l.sequence, l.side,
+            u.debits_pending - sum(l.debits_pending) OVER whole
+                + sum(l.debits_pending) OVER running,
+            u.debits_posted - sum(l.debits_posted) OVER whole
+                + sum(l.debits_posted) OVER running,
+            u.credits_pending - sum(l.credits_pending) OVER whole
+                + sum(l.credits_pending) OVER running,
+            u.credits_posted - sum(l.credits_posted) OVER whole
+                + sum(l.credits_posted) OVER running,
+            l.created_at
+        FROM legs AS l
+        JOIN updated AS u ON u.marketplace_id = l.marketplace_id AND u.id = l.account_id
+        WINDOW
+            whole AS (PARTITION BY l.marketplace_id, l.account_id),
+            running AS (
+                PARTITION BY l.marketplace_id, l.account_id
+                ORDER BY l.sequence ROWS UNBOUNDED PRECEDING
+            )
+    )
+    SELECT (SELECT count(*) FROM totals), (SELECT count(*) FROM updated)
+    INTO accounts_expected, accounts_updated;
+
+    IF accounts_updated <> accounts_expected THEN
+        RAISE EXCEPTION 'a transfer names an account that does not exist in its marketplace and asset'
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_transfers_accounts_exist';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER ledger_transfers_apply
+    AFTER INSERT ON ledger_transfers
+    REFERENCING NEW TABLE AS new_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_apply_transfers_v1();
+
+-- Defence in depth: whatever updates the counters, each statement must move debits and credits by
+-- the same total per marketplace and asset, pending and posted separately.
+CREATE FUNCTION ledger_check_zero_sum_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM old_accounts AS o
+        JOIN new_accounts AS n ON n.marketplace_id = o.marketplace_id AND n.id = o.id
+        GROUP BY n.marketplace_id, n.asset
+        HAVING sum(n.debits_pending - o.debits_pending) <> sum(n.credits_pending - o.credits_pending)
+            OR sum(n.debits_posted - o.debits_posted) <> sum(n.credits_posted - o.credits_posted)
+    ) THEN
+        RAISE EXCEPTION 'debits and credits no longer sum to the same total'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_zero_sum';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER ledger_accounts_zero_sum
+    AFTER UPDATE ON ledger_accounts
+    REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_zero_sum_v1();
+
+-- Accounts open at zero; afterwards only ledger_apply_transfers_v1 changes them.
+CREATE FUNCTION ledger_check_account_opens_at_zero_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.debits_pending <> 0 OR NEW.debits_posted <> 0 OR NEW.credits_pending <> 0
+        OR NEW.credits_posted <> 0 OR NEW.version <> 0 THEN
+        RAISE EXCEPTION 'an account must open with zero counters'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_accounts_open_at_zero';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER ledger_accounts_open_at_zero
+    BEFORE INSERT ON ledger_accounts
+    FOR EACH ROW EXECUTE FUNCTION ledger_check_account_opens_at_zero_v1();
+
+-- pg_trigger_depth() is 0 for a statement sent by a client and 1 inside the apply trigger.
+CREATE TRIGGER ledger_accounts_updated_only_by_transfers
+    BEFORE UPDATE ON ledger_accounts
+    FOR EACH STATEMENT WHEN (pg_trigger_depth() < 1)
+    EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_accounts_updated_only_by_transfers', 'counters move only by inserting transfers'
+    );
+
+CREATE TRIGGER ledger_accounts_no_delete
+    BEFORE DELETE ON ledger_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_accounts_no_delete', 'accounts are never deleted'
+    );
+
+CREATE TRIGGER ledger_transfers_append_only
+    BEFORE UPDATE OR DELETE ON ledger_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_transfers_append_only', 'transfers are append-only; post a correcting transfer'
+    );
+
+CREATE TRIGGER ledger_transfers_no_truncate
+    BEFORE TRUNCATE ON ledger_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_transfers_append_only', 'transfers are append-only'
+    );
+
+CREATE TRIGGER ledger_entries_append_only
+    BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_entries_append_only', 'balance history is append-only'
+    );
+
+CREATE TRIGGER ledger_entries_no_truncate
+    BEFORE TRUNCATE ON ledger_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_entries_append_only', 'balance history is append-only'
+    );
+
+CREATE TRIGGER ledger_entries_written_only_by_transfers
+    BEFORE INSERT ON ledger_entries
+    FOR EACH STATEMENT WHEN (pg_trigger_depth() < 1)
+    EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_entries_written_only_by_transfers', 'entries are written by posting transfers'
+    );
+
+-- Locks the accounts a batch touches, in (marketplace, id) order so concurrent batches never
+-- deadlock, then loads the transfers the batch names. The second query runs after the locks are
+-- held and so sees every transfer committed by a batch we waited for.
+CREATE FUNCTION ledger_lock_and_load_v1(
+    account_marketplace_ids text[],
+    account_ids text[],
+    transfer_marketplace_ids text[],
+    transfer_ids text[]
+) RETURNS TABLE (
+    kind text,
+    marketplace_id text,
+    id text,
+    asset text,
+    debits_pending bigint,
+    debits_posted bigint,
+    credits_pending bigint,
+    credits_posted bigint,
+    debits_must_not_exceed_credits boolean,
+    credits_must_not_exceed_debits boolean,
+    debit_account_id text,
+    credit_account_id text,
+    amount bigint,
+    phase ledger_transfer_phase,
+    pending_id text,
+    timeout_s integer,
+    expires_at timestamptz,
+    code text,
+    order_id text,
+    user_id text,
+    external_ref text,
+    description text,
+    resolution ledger_transfer_phase,
+    now timestamptz
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    WITH wanted AS (
+        SELECT w.marketplace_id, w.id FROM unnest(account_marketplace_ids, account_ids) AS w (marketplace_id, id)
+        UNION
+        SELECT t.marketplace_id, unnest(ARRAY[t.debit_account_id, t.credit_account_id])
+        FROM ledger_transfers AS t
+        WHERE (t.marketplace_id, t.id) IN (
+            SELECT * FROM unnest(transfer_marketplace_ids, transfer_ids)
+        ) AND t.phase = 'PENDING'
+    )
+    SELECT 'account', a.marketplace_id, a.id, a.asset,
+        a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
+        a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits,
+        NULL::text, NULL::text, NULL::bigint, NULL::ledger_transfer_phase, NULL::text,
+        NULL::integer, NULL::timestamptz, NULL::text, NULL::text, NULL::text, NULL::text,
+        NULL::text, NULL::ledger_transfer_phase, clock_timestamp()
+    FROM ledger_accounts AS a
+    WHERE (a.marketplace_id, a.id) IN (SELECT * FROM wanted)
+    ORDER BY a.marketplace_id, a.id
+    FOR UPDATE OF a;
+
+    RETURN QUERY
+    SELECT 'transfer', t.marketplace_id, t.id, t.asset,
+        NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::boolean,
+        t.debit_account_id, t.credit_account_id, t.amount, t.phase, t.pending_id, t.timeout_s,
+        t.expires_at, t.code, t.order_id, t.user_id, t.external_ref, t.description,
+        r.phase, clock_timestamp()
+    FROM ledger_transfers AS t
+    LEFT JOIN ledger_transfers AS r ON r.marketplace_id = t.marketplace_id AND r.pending_id = t.id
+    WHERE (t.marketplace_id, t.id) IN (SELECT * FROM unnest(transfer_marketplace_ids, transfer_ids));
+END;
+$$;
+
+-- Every (marketplace, asset) whose accounts do not sum to zero; empty when the books balance.
+CREATE FUNCTION ledger_zero_sum_violations_v1()
+RETURNS TABLE (marketplace_id text, asset text, pending_difference numeric, posted_difference numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT a.marketplace_id, a.asset,
+        sum(a.debits_pending) - sum(a.credits_pending),
+        sum(a.debits_posted) - sum(a.credits_posted)
+    FROM ledger_accounts AS a
+    GROUP BY a.marketplace_id, a.asset
+    HAVING sum(a.debits_pending) <> sum(a.credits_pending)
+        OR sum(a.debits_posted) <> sum(a.credits_posted);
+$$;
