@@ -183,11 +183,19 @@ DECLARE
     accounts_expected bigint;
     accounts_updated bigint;
 BEGIN
+    -- Lookups of ledger_transfers are LATERAL key lookups (LIMIT 1 keeps the planner from
+    -- flattening them into a join) so that they stay index scans even when statistics lag
+    -- behind a fast-growing table.
     IF EXISTS (
         SELECT 1
         FROM new_transfers AS t
-        LEFT JOIN ledger_transfers AS p
-            ON p.marketplace_id = t.marketplace_id AND p.id = t.pending_id
+        LEFT JOIN LATERAL (
+            SELECT q.id, q.phase, q.sequence, q.debit_account_id, q.credit_account_id, q.asset,
+                q.amount, q.expires_at
+            FROM ledger_transfers AS q
+            WHERE q.marketplace_id = t.marketplace_id AND q.id = t.pending_id
+            LIMIT 1
+        ) AS p ON true
         WHERE t.pending_id IS NOT NULL AND (
             p.id IS NULL
             OR p.phase <> 'PENDING'
@@ -211,8 +219,11 @@ BEGIN
             leg.account_id, leg.side,
             leg.debits_pending, leg.debits_posted, leg.credits_pending, leg.credits_posted
         FROM new_transfers AS t
-        LEFT JOIN ledger_transfers AS p
-            ON p.marketplace_id = t.marketplace_id AND p.id = t.pending_id
+        LEFT JOIN LATERAL (
+            SELECT q.amount FROM ledger_transfers AS q
+            WHERE q.marketplace_id = t.marketplace_id AND q.id = t.pending_id
+            LIMIT 1
+        ) AS p ON true
         CROSS JOIN LATERAL (
             SELECT
                 CASE t.phase WHEN 'PENDING' THEN t.amount WHEN 'SINGLE' THEN 0
@@ -387,7 +398,8 @@ CREATE TRIGGER ledger_entries_written_only_by_transfers
 
 -- Locks the accounts a batch touches, in (marketplace, id) order so concurrent batches never
 -- deadlock, then loads the transfers the batch names. The second query runs after the locks are
--- held and so sees every transfer committed by a batch we waited for.
+-- held and so sees every transfer committed by a batch we waited for. Every lookup is a LATERAL
+-- key lookup, locked one row at a time in the order of the sorted key list.
 CREATE FUNCTION ledger_lock_and_load_v1(
     account_marketplace_ids text[],
     account_ids text[],
@@ -422,14 +434,24 @@ CREATE FUNCTION ledger_lock_and_load_v1(
 LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY
-    WITH wanted AS (
-        SELECT w.marketplace_id, w.id FROM unnest(account_marketplace_ids, account_ids) AS w (marketplace_id, id)
-        UNION
-        SELECT t.marketplace_id, unnest(ARRAY[t.debit_account_id, t.credit_account_id])
-        FROM ledger_transfers AS t
-        WHERE (t.marketplace_id, t.id) IN (
-            SELECT * FROM unnest(transfer_marketplace_ids, transfer_ids)
-        ) AND t.phase = 'PENDING'
+    WITH pending_accounts AS (
+        SELECT p.marketplace_id, unnest(ARRAY[p.debit_account_id, p.credit_account_id]) AS id
+        FROM unnest(transfer_marketplace_ids, transfer_ids) AS w (marketplace_id, id)
+        CROSS JOIN LATERAL (
+            SELECT q.marketplace_id, q.debit_account_id, q.credit_account_id
+            FROM ledger_transfers AS q
+            WHERE q.marketplace_id = w.marketplace_id AND q.id = w.id AND q.phase = 'PENDING'
+            LIMIT 1
+        ) AS p
+    ),
+    wanted AS MATERIALIZED (
+        SELECT DISTINCT k.marketplace_id, k.id
+        FROM (
+            SELECT * FROM unnest(account_marketplace_ids, account_ids) AS g (marketplace_id, id)
+            UNION ALL
+            SELECT * FROM pending_accounts
+        ) AS k
+        ORDER BY k.marketplace_id, k.id
     )
     SELECT 'account', a.marketplace_id, a.id, a.asset,
         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
@@ -437,10 +459,13 @@ BEGIN
         NULL::text, NULL::text, NULL::bigint, NULL::ledger_transfer_phase, NULL::text,
         NULL::integer, NULL::timestamptz, NULL::text, NULL::text, NULL::text, NULL::text,
         NULL::text, NULL::ledger_transfer_phase, clock_timestamp()
-    FROM ledger_accounts AS a
-    WHERE (a.marketplace_id, a.id) IN (SELECT * FROM wanted)
-    ORDER BY a.marketplace_id, a.id
-    FOR UPDATE OF a;
+    FROM wanted AS w
+    CROSS JOIN LATERAL (
+        SELECT q.* FROM ledger_accounts AS q
+        WHERE q.marketplace_id = w.marketplace_id AND q.id = w.id
+        LIMIT 1
+        FOR UPDATE
+    ) AS a;
 
     RETURN QUERY
     SELECT 'transfer', t.marketplace_id, t.id, t.asset,
@@ -448,9 +473,17 @@ BEGIN
         t.debit_account_id, t.credit_account_id, t.amount, t.phase, t.pending_id, t.timeout_s,
         t.expires_at, t.code, t.order_id, t.user_id, t.external_ref, t.description,
         r.phase, clock_timestamp()
-    FROM ledger_transfers AS t
-    LEFT JOIN ledger_transfers AS r ON r.marketplace_id = t.marketplace_id AND r.pending_id = t.id
-    WHERE (t.marketplace_id, t.id) IN (SELECT * FROM unnest(transfer_marketplace_ids, transfer_ids));
+    FROM unnest(transfer_marketplace_ids, transfer_ids) AS w (marketplace_id, id)
+    CROSS JOIN LATERAL (
+        SELECT q.* FROM ledger_transfers AS q
+        WHERE q.marketplace_id = w.marketplace_id AND q.id = w.id
+        LIMIT 1
+    ) AS t
+    LEFT JOIN LATERAL (
+        SELECT q.phase FROM ledger_transfers AS q
+        WHERE q.marketplace_id = t.marketplace_id AND q.pending_id = t.id
+        LIMIT 1
+    ) AS r ON true;
 END;
 $$;
 
