@@ -1,8 +1,9 @@
-"""The three provider errors every port raises, converted from vendor errors in one place per client.
+"""The three provider errors every port raises, converted from vendor errors in one place per
+client.
 
 ProviderError
- +-- ProviderUnavailable      timeout, connection error, 429, 5xx: safe to retry (maybe after Retry-After)
- +-- ProviderRejected         a business refusal (4xx with a reason): retrying the same call will not help
+ +-- ProviderUnavailable      timeout, connection error, 429, 5xx: retry (after Retry-After)
+ +-- ProviderRejected         a business refusal (4xx with a reason): a retry will not help
  +-- ProviderResponseInvalid  the answer could not be decoded or failed a safety check
 """
 
