@@ -26,6 +26,10 @@ from ledger.types import (
 __all__ = ["AccountState", "Plan", "plan_batch"]
 
 INT64_MAX: Final = 2**63 - 1
+# The timeout column is a PostgreSQL integer; 2**31 - 1 seconds is about 68 years.
+TIMEOUT_S_MAX: Final = 2**31 - 1
+# Matches the ledger_transfers_description_length check.
+DESCRIPTION_LENGTH_MAX: Final = 500
 _CODE_PATTERN: Final = re.compile(r"[a-z_]{1,40}")
 R = TransferResult
 Key = tuple[str, str]
@@ -157,6 +161,8 @@ def _plan_one(batch: _Batch, chain: _Chain, transfer: Transfer) -> TransferResul
         return _compare_with_existing(transfer, existing)
     if not _CODE_PATTERN.fullmatch(transfer.code):
         return R.CODE_MUST_BE_VALID
+    if transfer.description is not None and len(transfer.description) > DESCRIPTION_LENGTH_MAX:
+        return R.DESCRIPTION_TOO_LONG
     if transfer.phase in RESOLVING_PHASES:
         row = _resolve_pending(batch, chain, transfer)
     else:
@@ -190,6 +196,8 @@ def _new_movement(
         return R.AMOUNT_MUST_BE_POSITIVE
     if transfer.timeout_s < 0:
         return R.TIMEOUT_MUST_NOT_BE_NEGATIVE
+    if transfer.timeout_s > TIMEOUT_S_MAX:
+        return R.TIMEOUT_TOO_LARGE
     if transfer.timeout_s > 0 and transfer.phase is not TransferPhase.PENDING:
         return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
     debit = _account(batch, chain, transfer.marketplace_id, transfer.debit_account_id)

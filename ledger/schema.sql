@@ -177,8 +177,10 @@ CREATE INDEX ledger_entries_by_time ON ledger_entries (marketplace_id, account_i
 -- Applies inserted transfers to the account counters and writes their entries, once per statement,
 -- netted per account. This trigger is the only way counters move, so every posting is two-sided and
 -- the books balance by construction; the checks below make direct SQL obey the same rules.
+-- plan_cache_mode: a plan cached for a one-transfer statement must not be reused for a batch of
+-- thousands (measured: a batch after many single postings ran 15x slower on a generic plan).
 CREATE FUNCTION ledger_apply_transfers_v1() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     accounts_expected bigint;
     accounts_updated bigint;
@@ -211,6 +213,32 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'a post, void or expiry does not match its pending transfer'
             USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transfers_pending_consistent';
+    END IF;
+
+    -- Checked before the counters move, so a missing account is reported as such and not as
+    -- the unbalanced update it would otherwise cause.
+    IF EXISTS (
+        SELECT 1
+        FROM new_transfers AS t
+        CROSS JOIN LATERAL (VALUES (t.debit_account_id), (t.credit_account_id)) AS leg (account_id)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ledger_accounts AS a
+            WHERE a.marketplace_id = t.marketplace_id AND a.id = leg.account_id
+                AND a.asset = t.asset
+        )
+    ) THEN
+        RAISE EXCEPTION 'a transfer names an account that does not exist in its marketplace and asset'
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_transfers_accounts_exist';
+    END IF;
+
+    -- History is written at posting time: a transfer may not be dated before its transaction
+    -- began or after now, so entries stay in time order per account and balance_at holds.
+    IF EXISTS (
+        SELECT 1 FROM new_transfers AS t
+        WHERE t.created_at < transaction_timestamp() OR t.created_at > clock_timestamp()
+    ) THEN
+        RAISE EXCEPTION 'a transfer must be dated within its own transaction'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transfers_dated_now';
     END IF;
 
     WITH legs AS (
@@ -365,6 +393,13 @@ CREATE TRIGGER ledger_accounts_no_delete
         'ledger_accounts_no_delete', 'accounts are never deleted'
     );
 
+-- TRUNCATE skips DELETE triggers; this also covers TRUNCATE marketplaces CASCADE.
+CREATE TRIGGER ledger_accounts_no_truncate
+    BEFORE TRUNCATE ON ledger_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'ledger_accounts_no_delete', 'accounts are never deleted'
+    );
+
 CREATE TRIGGER ledger_transfers_append_only
     BEFORE UPDATE OR DELETE ON ledger_transfers
     FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
@@ -499,3 +534,129 @@ LANGUAGE sql STABLE AS $$
     HAVING sum(a.debits_pending) <> sum(a.credits_pending)
         OR sum(a.debits_posted) <> sum(a.credits_posted);
 $$;
+
+--------------------------------------------------------------------------------------------------
+-- Durable operations: multi-step provider actions run by workers (design.md 5), the Stellar
+-- transactions they submitted (hash committed before the submit call), and invisible wallets
+--------------------------------------------------------------------------------------------------
+
+CREATE TYPE operation_kind AS ENUM (
+    'WALLET_ACTIVATE',
+    'ESCROW_CREATE',
+    'ESCROW_FUND',
+    'RELEASE',
+    'REFUND',
+    'DISPUTE_RESOLVE',
+    'WITHDRAWAL_PAYMENT',
+    'AIRTM_PAYOUT'
+);
+
+CREATE TYPE operation_status AS ENUM ('RUNNING', 'SUCCEEDED', 'FAILED');
+
+CREATE TYPE operation_submission_status AS ENUM (
+    'PENDING',    -- hash committed; submitted or about to be; outcome not known yet
+    'CONFIRMED',  -- found on chain and successful
+    'FAILED',     -- definitively refused or failed on chain (result_codes say why)
+    'EXPIRED'     -- not found after max_time: it can never land
+);
+
+-- A user's invisible Stellar wallet. The seed is sealed (providers/stellar/wallet_keys.py) and
+-- bound to (marketplace_id, id, public_key) by the cipher's associated data.
+CREATE TABLE wallets (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    user_id text NOT NULL,
+    public_key text NOT NULL,
+    sealed_secret text NOT NULL,
+    key_version integer NOT NULL,
+    is_active boolean NOT NULL DEFAULT false,
+    funded boolean NOT NULL DEFAULT false,
+    trustline_ready boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT wallets_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT wallets_marketplace_fkey FOREIGN KEY (marketplace_id) REFERENCES marketplaces (id),
+    CONSTRAINT wallets_user_key UNIQUE (marketplace_id, user_id),
+    CONSTRAINT wallets_public_key_key UNIQUE (public_key),
+    CONSTRAINT wallets_id_format CHECK (id ~ '^wal_[0-9A-Za-z]{32}$'),
+    CONSTRAINT wallets_public_key_format CHECK (public_key ~ '^G[A-Z2-7]{55}$'),
+    CONSTRAINT wallets_key_version_positive CHECK (key_version > 0),
+    -- The sealed form names its master-key version; both must agree for rotation to find rows.
+    CONSTRAINT wallets_sealed_secret_version CHECK (
+        sealed_secret LIKE 'v' || key_version::text || ':%'
+    ),
+    CONSTRAINT wallets_active_needs_funds_and_trustline CHECK (
+        NOT is_active OR (funded AND trustline_ready)
+    )
+);
+
+-- One multi-step provider action. `step`/`step_index` name the next step to run; a worker
+-- claims a due row (next_attempt_at <= now()) and pushes next_attempt_at out as its lease.
+CREATE TABLE operations (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    kind operation_kind NOT NULL,
+    status operation_status NOT NULL DEFAULT 'RUNNING',
+    resource_type text NOT NULL,
+    resource_id text NOT NULL,
+    payload jsonb NOT NULL DEFAULT '{}',
+    step text NOT NULL,
+    step_index integer NOT NULL DEFAULT 0,
+    -- Claims of the current step; with step_index, the fencing token of a claim.
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT operations_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT operations_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT operations_id_format CHECK (id ~ '^op_[0-9A-Za-z]{32}$'),
+    CONSTRAINT operations_step_index_non_negative CHECK (step_index >= 0),
+    CONSTRAINT operations_attempts_non_negative CHECK (attempts >= 0),
+    CONSTRAINT operations_step_format CHECK (step ~ '^[a-z_]{1,64}$'),
+    CONSTRAINT operations_resource_type_format CHECK (resource_type ~ '^[a-z_]{1,40}$'),
+    CONSTRAINT operations_payload_object CHECK (jsonb_typeof(payload) = 'object')
+);
+
+-- The claim query: due RUNNING rows, oldest due first.
+CREATE INDEX operations_due ON operations (next_attempt_at) WHERE status = 'RUNNING';
+-- At most one running operation of a kind per resource (a second request joins the first).
+CREATE UNIQUE INDEX operations_one_running_per_resource
+    ON operations (marketplace_id, kind, resource_type, resource_id) WHERE status = 'RUNNING';
+
+-- One row per Stellar transaction an operation signed. The row (hash, envelope, max_time) is
+-- committed BEFORE the submit call, so an ambiguous outcome is settled by a hash lookup.
+CREATE TABLE operation_submissions (
+    marketplace_id text NOT NULL,
+    operation_id text NOT NULL,
+    step text NOT NULL,
+    step_index integer NOT NULL,
+    tx_hash text NOT NULL,
+    envelope_xdr text NOT NULL,
+    -- The tx's time-bound upper limit: after it (chain time), a missing hash can never land.
+    max_time timestamptz NOT NULL,
+    source_account text NOT NULL,
+    sequence bigint NOT NULL,
+    status operation_submission_status NOT NULL DEFAULT 'PENDING',
+    result_codes jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    settled_at timestamptz,
+    CONSTRAINT operation_submissions_pkey PRIMARY KEY (tx_hash),
+    CONSTRAINT operation_submissions_operation_fkey FOREIGN KEY (marketplace_id, operation_id)
+        REFERENCES operations (marketplace_id, id),
+    CONSTRAINT operation_submissions_tx_hash_format CHECK (tx_hash ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT operation_submissions_source_format CHECK (source_account ~ '^G[A-Z2-7]{55}$'),
+    CONSTRAINT operation_submissions_settled CHECK ((status = 'PENDING') = (settled_at IS NULL))
+);
+
+-- An operation has at most one transaction in flight.
+CREATE UNIQUE INDEX operation_submissions_one_pending_per_operation
+    ON operation_submissions (marketplace_id, operation_id) WHERE status = 'PENDING';
+-- The per-source-account lock of providers.md 2.7: one in-flight tx per source account across
+-- every process, held from the commit of the hash until a definitive outcome (survives crashes).
+CREATE UNIQUE INDEX operation_submissions_one_pending_per_source
+    ON operation_submissions (source_account) WHERE status = 'PENDING';
+-- Submissions of an operation, newest last.
+CREATE INDEX operation_submissions_by_operation
+    ON operation_submissions (marketplace_id, operation_id, created_at);

@@ -71,6 +71,8 @@ class TransferResult(enum.StrEnum):
     PENDING_ID_MUST_BE_DIFFERENT = "pending_id_must_be_different"
     TIMEOUT_RESERVED_FOR_PENDING_TRANSFER = "timeout_reserved_for_pending_transfer"
     TIMEOUT_MUST_NOT_BE_NEGATIVE = "timeout_must_not_be_negative"
+    TIMEOUT_TOO_LARGE = "timeout_too_large"
+    DESCRIPTION_TOO_LONG = "description_too_long"
     DEBIT_ACCOUNT_NOT_FOUND = "debit_account_not_found"
     CREDIT_ACCOUNT_NOT_FOUND = "credit_account_not_found"
     ACCOUNTS_MUST_HAVE_THE_SAME_ASSET = "accounts_must_have_the_same_asset"
