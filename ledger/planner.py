@@ -182,24 +182,10 @@ def _new_movement(
     batch: _Batch, chain: _Chain, transfer: Transfer
 ) -> StoredTransfer | TransferResult:
     """Validate a SINGLE or PENDING transfer and return its row."""
-    if transfer.pending_id is not None:
-        return R.PENDING_ID_MUST_BE_EMPTY
-    if not transfer.debit_account_id:
-        return R.DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY
-    if not transfer.credit_account_id:
-        return R.CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY
-    if transfer.debit_account_id == transfer.credit_account_id:
-        return R.ACCOUNTS_MUST_BE_DIFFERENT
-    if not transfer.asset:
-        return R.ASSET_MUST_NOT_BE_EMPTY
-    if transfer.amount is None or transfer.amount <= 0:
-        return R.AMOUNT_MUST_BE_POSITIVE
-    if transfer.timeout_s < 0:
-        return R.TIMEOUT_MUST_NOT_BE_NEGATIVE
-    if transfer.timeout_s > TIMEOUT_S_MAX:
-        return R.TIMEOUT_TOO_LARGE
-    if transfer.timeout_s > 0 and transfer.phase is not TransferPhase.PENDING:
-        return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+    refusal = _movement_fields_refusal(transfer)
+    if refusal is not None:
+        return refusal
+    assert transfer.amount is not None
     debit = _account(batch, chain, transfer.marketplace_id, transfer.debit_account_id)
     if debit is None:
         return R.DEBIT_ACCOUNT_NOT_FOUND
@@ -219,6 +205,29 @@ def _new_movement(
         asset=transfer.asset,
         expires_at=batch.now + timeout if transfer.timeout_s else None,
     )
+
+
+def _movement_fields_refusal(transfer: Transfer) -> TransferResult | None:
+    """Check the fields of a SINGLE or PENDING transfer that need no account."""
+    if transfer.pending_id is not None:
+        return R.PENDING_ID_MUST_BE_EMPTY
+    if not transfer.debit_account_id:
+        return R.DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY
+    if not transfer.credit_account_id:
+        return R.CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY
+    if transfer.debit_account_id == transfer.credit_account_id:
+        return R.ACCOUNTS_MUST_BE_DIFFERENT
+    if not transfer.asset:
+        return R.ASSET_MUST_NOT_BE_EMPTY
+    if transfer.amount is None or transfer.amount <= 0:
+        return R.AMOUNT_MUST_BE_POSITIVE
+    if transfer.timeout_s < 0:
+        return R.TIMEOUT_MUST_NOT_BE_NEGATIVE
+    if transfer.timeout_s > TIMEOUT_S_MAX:
+        return R.TIMEOUT_TOO_LARGE
+    if transfer.timeout_s > 0 and transfer.phase is not TransferPhase.PENDING:
+        return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+    return None
 
 
 def _resolve_pending(
