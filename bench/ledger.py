@@ -211,7 +211,13 @@ async def run(dsn: str, duration_s: float) -> dict[str, float]:
         ]
         figures: dict[str, float] = {}
         for name, connections, one_round in plan:
-            figures[name] = round(await measure(pool, connections, duration_s, one_round), 1)
+            # Fresh connections per measurement: plans cached by one workload's statements
+            # must not decide another's.
+            fresh = await create_pool(dsn, min_size=connections, max_size=connections)
+            try:
+                figures[name] = round(await measure(fresh, connections, duration_s, one_round), 1)
+            finally:
+                await fresh.close()
             print(f"{name:<30} {figures[name]:>12,.1f}", flush=True)
         figures["single_ratio"] = round(
             figures["single_c16_tps"] / figures["baseline_single_c16_tps"], 3

@@ -467,7 +467,9 @@ CREATE FUNCTION ledger_lock_and_load_v1(
     resolution ledger_transfer_phase,
     now timestamptz
 )
-LANGUAGE plpgsql AS $$
+-- Custom plans per call, as in ledger_apply_transfers_v1: a plan cached from small batches made
+-- later batches of 1,000 three times slower on the same connection (measured).
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     RETURN QUERY
     WITH pending_accounts AS (
