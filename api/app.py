@@ -12,11 +12,12 @@ import msgspec
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 
+from api.config import Config, config
 from api.settings import Settings
 from ledger.db import create_pool
 from ledger.schema import SCHEMA_VERSION
 
-__all__ = ["create_app"]
+__all__ = ["VERSION", "create_app"]
 
 try:
     VERSION = version("offerhub")
@@ -92,10 +93,11 @@ async def readiness(state: State) -> Response[Readiness]:
     return Response(body, status_code=200 if is_healthy else 503)
 
 
-def create_app(settings: Settings, database_url: str) -> Litestar:
+def create_app(settings: Settings, database_url: str, *, public_config: Config) -> Litestar:
     """Build the application for ``settings`` on the database at ``database_url``.
 
-    The lifespan owns the connection pool; the caller owns the database server.
+    The lifespan owns the connection pool; the caller owns the database server and the
+    providers, and describes them in ``public_config`` (served at ``/api/v1/config``).
     """
 
     @asynccontextmanager
@@ -108,4 +110,8 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         finally:
             await app.state.pool.close()
 
-    return Litestar(route_handlers=[health, readiness], lifespan=[lifespan], openapi_config=None)
+    app = Litestar(
+        route_handlers=[health, readiness, config], lifespan=[lifespan], openapi_config=None
+    )
+    app.state.config = public_config
+    return app

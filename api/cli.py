@@ -2,60 +2,23 @@
 
 import argparse
 import asyncio
-import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import asyncpg
 import msgspec
-import uvicorn
 
-from api.app import create_app
+from api.serve import apply_schema, database, serve
 from api.settings import Settings, SettingsError, load_settings
-from ledger.local_postgres import LocalPostgres
-from ledger.schema import SCHEMA_SQL, SchemaMismatch, migrate
+from ledger.schema import SCHEMA_SQL, SchemaMismatch
 
 __all__ = ["main"]
-
-
-@contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """Yield a database URL: ``DATABASE_URL``, or a local server in the data folder."""
-    if settings.database_url is not None:
-        yield settings.database_url
-        return
-    server = LocalPostgres(settings.data_dir.resolve() / "postgres", durable=True)
-    dsn = server.start()
-    try:
-        yield dsn
-    finally:
-        server.stop()
-
-
-async def _migrate(dsn: str) -> bool:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()
-
-
-def serve(settings: Settings) -> int:
-    """Start the database (unless configured), apply the schema and serve HTTP until stopped."""
-    with database(settings) as dsn:
-        applied = asyncio.run(_migrate(dsn))
-        print("schema applied" if applied else "schema is current", flush=True)
-        app = create_app(settings, dsn)
-        print(f"OFFER-HUB listening on http://{settings.host}:{settings.port}/api/v1", flush=True)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
-    return 0
 
 
 def run_migrate(settings: Settings) -> int:
     """Apply ``schema.sql`` idempotently and say what happened."""
     with database(settings) as dsn:
-        applied = asyncio.run(_migrate(dsn))
+        applied = asyncio.run(apply_schema(dsn))
     print("schema applied" if applied else "schema is current")
     return 0
 
@@ -67,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--data-dir", type=Path)
+    serve_parser.add_argument("--sandbox-port", type=int)
     commands.add_parser("migrate", help="apply schema.sql idempotently")
     schema_parser = commands.add_parser("schema", help="schema utilities")
     schema_parser.add_argument("action", choices=["print"], help="print schema.sql")
@@ -91,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("host", args.host),
                 ("port", args.port),
                 ("data_dir", args.data_dir),
+                ("sandbox_port", args.sandbox_port),
             )
             if value is not None
         }

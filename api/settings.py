@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path(".offerhub")
     host: str = "127.0.0.1"
     port: int = 4000
+    # The sandbox chain (Horizon, Trustless Work, Airtm simulators) serves on its own port
+    # whenever no real provider is configured, which is the only mode so far.
+    sandbox_port: int = 4001
     pool_min_size: int = 2
     pool_max_size: int = 20
 
@@ -49,6 +52,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(env.get("OFFERHUB_DATA_DIR", ".offerhub")),
         host=env.get("OFFERHUB_HOST", "127.0.0.1"),
         port=_int(env, "OFFERHUB_PORT", 4000, 1, 65535),
+        sandbox_port=_int(env, "OFFERHUB_SANDBOX_PORT", 4001, 1, 65535),
         pool_min_size=pool_min_size,
         pool_max_size=_int(env, "OFFERHUB_POOL_MAX_SIZE", 20, pool_min_size, 1000),
     )
