@@ -10,11 +10,9 @@ runs: injected faults (service ``"airtm"``), Basic auth (401 / 415904) and the o
 10 requests per second limiter (429).
 """
 
-import asyncio
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
@@ -36,18 +34,22 @@ from providers.sandbox.airtm_records import (
 )
 from providers.sandbox.airtm_state import AirtmState
 from providers.sandbox.clock import SandboxClock
-from providers.sandbox.faults import Fault, FaultRules
+from providers.sandbox.faults import FaultRules
+from providers.sandbox.http_faults import (
+    ASGIApp,
+    FaultReplies,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    apply_http_fault,
+)
 
 __all__ = ["SERVICE", "ASGIApp", "AirtmSandboxSettings", "create_airtm_app"]
 
 SERVICE: Final = "airtm"
 T = TypeVar("T")
 # Plain ASGI types (not Litestar's), so any server or httpx.ASGITransport accepts the app.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _PAYIN_BODY: Final = msgspec.json.Decoder(PayinCreateBody)
 _PAYOUT_BODY: Final = msgspec.json.Decoder(PayoutCreateBody)
 _JSON: Final = "application/json"
@@ -214,6 +216,14 @@ def _error_body(code: int, message: str) -> bytes:
     return ENCODER.encode(ErrorView(code=code, message=message))
 
 
+async def _send_injected_error(
+    send: Send, status: int, message: str, retry_after_s: int | None
+) -> None:
+    """An injected failure in Airtm's error shape (code 415999: an unexpected error)."""
+    headers = () if retry_after_s is None else ((b"retry-after", str(retry_after_s).encode()),)
+    await _send_json(send, status, _error_body(415999, message), headers)
+
+
 class _Gate:
     """Faults, then Basic auth, then the rate limit, in front of the routes."""
 
@@ -228,6 +238,13 @@ class _Gate:
         self._expected = credentials
         rps = settings.rate_limit_rps
         self._limiter = None if rps is None else _RateLimiter(rps, state.clock)
+        self._replies = FaultReplies(
+            send_error=_send_injected_error,
+            hang_s=settings.hang_s,
+            before_apply_status=500,
+            before_apply_message="injected failure before apply",
+            response_lost_message="injected: response lost",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -235,7 +252,9 @@ class _Gate:
             return
         path = scope["path"].removeprefix(self._prefix) or "/"
         fault = self._faults.match(SERVICE, scope["method"], path)
-        if fault is not None and await self._apply_fault(fault, scope, receive, send):
+        if fault is not None and await apply_http_fault(
+            fault, self._app, scope, receive, send, replies=self._replies
+        ):
             return
         if not self._authorized(scope):
             await _send_json(send, 401, _error_body(415904, "Unauthorized"))
@@ -246,29 +265,6 @@ class _Gate:
             return
         await self._app(scope, receive, send)
 
-    async def _apply_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Apply one fault; return True when the response has been sent."""
-        if fault.kind == "latency_ms":
-            await asyncio.sleep(fault.latency_ms / 1000)
-            return False
-        if fault.kind == "hang":
-            await asyncio.sleep(self._settings.hang_s)
-            return False
-        if fault.kind == "status":
-            retry_after = fault.retry_after_s
-            headers = () if retry_after is None else ((b"retry-after", str(retry_after).encode()),)
-            body = _error_body(415999, f"injected HTTP {fault.status_code}")
-            await _send_json(send, fault.status_code, body, headers)
-            return True
-        if fault.kind == "fail_before_apply":
-            await _send_json(send, 500, _error_body(415999, "injected failure before apply"))
-            return True
-        if fault.kind == "applied_response_lost":
-            await self._app(scope, receive, _discard)  # the change happens ...
-            await _send_json(send, 504, _error_body(415999, "injected: response lost"))
-            return True  # ... but the caller only sees a gateway timeout
-        return False  # webhook and chain faults do not apply to API calls
-
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
             if name.lower() == b"authorization" and value[:6].lower() == b"basic ":
@@ -278,10 +274,6 @@ class _Gate:
                     return False
                 return hmac.compare_digest(given, self._expected)
         return False
-
-
-async def _discard(message: Message) -> None:
-    """An ASGI ``send`` that drops the response, for ``applied_response_lost``."""
 
 
 def create_airtm_app(

@@ -16,8 +16,7 @@ import asyncio
 import base64
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import httpx
 import msgspec
@@ -32,6 +31,7 @@ from providers.sandbox.clock import SandboxClock
 from providers.sandbox.control_app import SandboxControl, create_control_app
 from providers.sandbox.faults import FaultRules
 from providers.sandbox.horizon_app import HorizonSandboxSettings, create_horizon_app
+from providers.sandbox.http_faults import ASGIApp, Receive, Scope, Send
 from providers.sandbox.trustless_work_app import (
     TrustlessWorkSandboxSettings,
     create_trustless_work_app,
@@ -52,12 +52,6 @@ HORIZON_PREFIX: Final = "/_sandbox/horizon"
 TRUSTLESS_WORK_PREFIX: Final = "/_sandbox/trustless-work"
 AIRTM_PREFIX: Final = "/_sandbox/airtm"
 CONTROL_PREFIX: Final = "/_sandbox/control"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class SandboxProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,7 +188,7 @@ class Sandbox:
         control_app = create_control_app(control, path_prefix=CONTROL_PREFIX)
         return _Mounts(
             [
-                (HORIZON_PREFIX, cast(ASGIApp, horizon)),
+                (HORIZON_PREFIX, horizon),
                 (TRUSTLESS_WORK_PREFIX, trustless_work),
                 (AIRTM_PREFIX, airtm),
                 (CONTROL_PREFIX, cast(ASGIApp, control_app)),

@@ -11,20 +11,26 @@ A small ASGI gate in front of the Litestar routes applies injected faults for se
 ``applied_response_lost``); a 504 always carries Horizon's ``timeout`` problem.
 """
 
-import asyncio
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qs
 
 import msgspec
 from litestar import Litestar, Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from stellar_sdk import StrKey
 
 from providers.sandbox import chain_json
 from providers.sandbox.chain import SandboxChain, Submission
-from providers.sandbox.faults import Fault, FaultRules
+from providers.sandbox.faults import FaultRules
+from providers.sandbox.http_faults import (
+    ASGIApp,
+    FaultReplies,
+    Receive,
+    Scope,
+    Send,
+    apply_http_fault,
+)
 
 __all__ = ["SERVICE", "HorizonSandboxSettings", "create_horizon_app"]
 
@@ -265,10 +271,6 @@ async def _send_problem(send: Send, status: int, detail: str, retry_after_s: int
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _discard(message: Message) -> None:
-    """An ASGI ``send`` that drops the response, for ``applied_response_lost``."""
-
-
 class _Gate:
     """Injected faults in front of the routes."""
 
@@ -277,6 +279,13 @@ class _Gate:
         self._faults = faults
         self._settings = settings
         self._prefix = settings.path_prefix.rstrip("/")
+        self._replies = FaultReplies(
+            send_error=_send_problem,
+            hang_s=settings.hang_s,
+            before_apply_status=504,
+            before_apply_message="timed out before the request was handled",
+            response_lost_message="timed out waiting for the result",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -284,30 +293,11 @@ class _Gate:
             return
         path = scope["path"].removeprefix(self._prefix) or "/"
         fault = self._faults.match(SERVICE, scope["method"], path)
-        if fault is not None and await self._apply_fault(fault, scope, receive, send):
+        if fault is not None and await apply_http_fault(
+            fault, self._app, scope, receive, send, replies=self._replies
+        ):
             return
         await self._app(scope, receive, send)
-
-    async def _apply_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Apply one fault; return True when the response has been sent."""
-        if fault.kind == "latency_ms":
-            await asyncio.sleep(fault.latency_ms / 1000)
-            return False
-        if fault.kind == "hang":
-            await asyncio.sleep(self._settings.hang_s)
-            return False
-        if fault.kind == "status":
-            detail = f"injected HTTP {fault.status_code}"
-            await _send_problem(send, fault.status_code, detail, fault.retry_after_s)
-            return True
-        if fault.kind == "fail_before_apply":
-            await _send_problem(send, 504, "timed out before the request was handled", None)
-            return True
-        if fault.kind == "applied_response_lost":
-            await self._app(scope, receive, _discard)  # the transaction lands ...
-            await _send_problem(send, 504, "timed out waiting for the result", None)
-            return True  # ... but the caller only sees Horizon's timeout
-        return False  # faults of other services do not apply here
 
 
 def create_horizon_app(
@@ -334,4 +324,4 @@ def create_horizon_app(
         exception_handlers={_Problem: _problem_handler},
         openapi_config=None,
     )
-    return _Gate(app, faults, settings)
+    return _Gate(cast(ASGIApp, app), faults, settings)

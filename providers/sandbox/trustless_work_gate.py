@@ -6,26 +6,28 @@ Order, as at TW's edge: a matching fault for service ``"trustless_work"`` (``lat
 then the API key (401), then the optional requests-per-window limiter (429 + Retry-After).
 """
 
-import asyncio
 import hmac
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Final
 
 from providers.sandbox.clock import SandboxClock
-from providers.sandbox.faults import Fault, FaultRules
+from providers.sandbox.faults import FaultRules
+from providers.sandbox.http_faults import (
+    ASGIApp,
+    FaultReplies,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    apply_http_fault,
+)
 from providers.sandbox.trustless_work_views import encode, error_body
 
 __all__ = ["SERVICE", "TAMPER_KEY", "ASGIApp", "Gate"]
 
 SERVICE: Final = "trustless_work"
 TAMPER_KEY: Final = "tw_tampered_xdr"
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _JSON: Final = "application/json"
 _NOT_SENT: Final = "The transaction could not be sent to the Stellar network, please try again"
 
@@ -63,8 +65,11 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _discard(message: Message) -> None:
-    """An ASGI ``send`` that drops the response, for ``applied_response_lost``."""
+async def _send_injected_error(
+    send: Send, status: int, message: str, retry_after_s: int | None
+) -> None:
+    retry = () if retry_after_s is None else ((b"retry-after", str(retry_after_s).encode()),)
+    await _send_error(send, status, message, retry)
 
 
 class Gate:
@@ -86,7 +91,13 @@ class Gate:
         self._faults = faults
         self._prefix = path_prefix.rstrip("/")
         self._api_key = api_key.encode()
-        self._hang_s = hang_s
+        self._replies = FaultReplies(
+            send_error=_send_injected_error,
+            hang_s=hang_s,
+            before_apply_status=500,
+            before_apply_message=_NOT_SENT,
+            response_lost_message="Gateway Timeout",
+        )
         self._limiter = (
             None if rate_limit is None else _RateLimiter(rate_limit, rate_window_s, clock)
         )
@@ -97,7 +108,12 @@ class Gate:
             return
         path = scope["path"].removeprefix(self._prefix) or "/"
         fault = self._faults.match(SERVICE, scope["method"], path)
-        if fault is not None and await self._apply_fault(fault, scope, receive, send):
+        if fault is not None and fault.kind == "tampered_xdr":
+            # Not an HTTP failure: the build route reads the flag and tampers its envelope.
+            scope.setdefault("state", {})[TAMPER_KEY] = True
+        elif fault is not None and await apply_http_fault(
+            fault, self._app, scope, receive, send, replies=self._replies
+        ):
             return
         if not self._authorized(scope):
             await _send_error(send, 401, "Invalid or missing API key")
@@ -108,30 +124,6 @@ class Gate:
             await _send_error(send, 429, "ThrottlerException: Too Many Requests", retry)
             return
         await self._app(scope, receive, send)
-
-    async def _apply_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Apply one fault; return True when the response has been sent."""
-        if fault.kind == "latency_ms":
-            await asyncio.sleep(fault.latency_ms / 1000)
-        elif fault.kind == "hang":
-            await asyncio.sleep(self._hang_s)
-        elif fault.kind == "tampered_xdr":
-            scope.setdefault("state", {})[TAMPER_KEY] = True
-        elif fault.kind == "status":
-            retry = fault.retry_after_s
-            headers = () if retry is None else ((b"retry-after", str(retry).encode()),)
-            await _send_error(
-                send, fault.status_code, f"injected HTTP {fault.status_code}", headers
-            )
-            return True
-        elif fault.kind == "fail_before_apply":
-            await _send_error(send, 500, _NOT_SENT)
-            return True
-        elif fault.kind == "applied_response_lost":
-            await self._app(scope, receive, _discard)  # the transaction lands ...
-            await _send_error(send, 504, "Gateway Timeout")
-            return True  # ... but the caller only sees a timeout
-        return False
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
