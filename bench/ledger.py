@@ -19,7 +19,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -237,9 +236,7 @@ def main() -> None:
     dsn = os.environ.get("DATABASE_URL")
     server = None
     if dsn is None:
-        data_dir = Path(tempfile.mkdtemp(prefix="offerhub-bench-"))
-        data_dir.chmod(0o755)
-        server = LocalPostgres(data_dir, durable=True)
+        server = LocalPostgres.in_temporary_folder("offerhub-bench-", durable=True)
         dsn = server.start()
     try:
         figures = asyncio.run(run(dsn, duration_s))

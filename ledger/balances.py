@@ -7,7 +7,7 @@ import asyncpg
 import msgspec
 
 from ledger.accounts import get_account
-from ledger.types import AccountBalance, Entry, Side
+from ledger.types import AccountBalance, Entry
 
 __all__ = ["account_entries", "balance", "balance_at"]
 
@@ -70,7 +70,13 @@ async def account_entries(
     entries = []
     for row in rows:
         fields = dict(row)
-        posted = fields["credits_posted"] - fields["debits_posted"]
-        fields["balance_after"] = posted if account.normal_side is Side.CREDIT else -posted
+        after = AccountBalance.from_counters(
+            account.normal_side,
+            fields["debits_pending"],
+            fields["debits_posted"],
+            fields["credits_pending"],
+            fields["credits_posted"],
+        )
+        fields["balance_after"] = after.posted
         entries.append(msgspec.convert(fields, Entry))
     return entries

@@ -67,6 +67,17 @@ class LocalPostgres:
         self._process: subprocess.Popen[bytes] | None = None
         self._password = ""
 
+    @classmethod
+    def in_temporary_folder(cls, prefix: str, *, durable: bool) -> "LocalPostgres":
+        """A server in a new folder under the system temporary folder (tests, benchmarks).
+
+        The folder is made traversable (0755) so that, as root, the unprivileged service
+        account can reach the cluster inside it; ``mkdtemp`` creates it 0700.
+        """
+        data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        data_dir.chmod(0o755)
+        return cls(data_dir, durable=durable)
+
     def dsn(self, database: str = SUPERUSER) -> str:
         """Return a libpq URL for ``database`` on the running server."""
         return f"postgresql://{SUPERUSER}:{self._password}@127.0.0.1:{self.port}/{database}"

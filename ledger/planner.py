@@ -156,7 +156,7 @@ def _plan_one(batch: _Batch, chain: _Chain, transfer: Transfer) -> TransferResul
     key = (transfer.marketplace_id, transfer.id)
     if not is_valid_id(transfer.id, "trf_"):
         return R.ID_MUST_BE_VALID
-    existing = chain.transfers.get(key) or batch.known.get(key)
+    existing = _known_transfer(batch, chain, transfer.marketplace_id, transfer.id)
     if existing is not None:
         return _compare_with_existing(transfer, existing)
     if not _CODE_PATTERN.fullmatch(transfer.code):
@@ -242,7 +242,7 @@ def _resolve_pending(
         return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
     if transfer.amount is not None and transfer.amount <= 0:
         return R.AMOUNT_MUST_BE_POSITIVE
-    pending = _pending(batch, chain, transfer.marketplace_id, transfer.pending_id)
+    pending = _known_transfer(batch, chain, transfer.marketplace_id, transfer.pending_id)
     if pending is None:
         return R.PENDING_TRANSFER_NOT_FOUND
     if pending.phase is not TransferPhase.PENDING:
@@ -302,7 +302,7 @@ def _apply(batch: _Batch, chain: _Chain, row: StoredTransfer) -> TransferResult:
         pending_delta, posted_delta = row.amount, 0
     else:
         assert row.pending_id is not None
-        pending = _pending(batch, chain, row.marketplace_id, row.pending_id)
+        pending = _known_transfer(batch, chain, row.marketplace_id, row.pending_id)
         assert pending is not None
         # Resolving releases the whole pending amount; a post moves its (partial) amount to posted.
         pending_delta = -pending.amount
@@ -365,10 +365,11 @@ def _compare_with_existing(transfer: Transfer, existing: StoredTransfer) -> Tran
     return R.EXISTS
 
 
-def _pending(
-    batch: _Batch, chain: _Chain, marketplace_id: str, pending_id: str
+def _known_transfer(
+    batch: _Batch, chain: _Chain, marketplace_id: str, transfer_id: str
 ) -> StoredTransfer | None:
-    key = (marketplace_id, pending_id)
+    """A transfer accepted earlier in this chain, or committed (or accepted in the batch)."""
+    key = (marketplace_id, transfer_id)
     return chain.transfers.get(key) or batch.known.get(key)
 
 

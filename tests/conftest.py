@@ -8,9 +8,7 @@ dropped with FORCE afterwards, so concurrency and commit-time checks run for rea
 
 import os
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -35,9 +33,7 @@ def server_dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="offerhub-test-pg-"))
-    data_dir.chmod(0o755)
-    server = LocalPostgres(data_dir, durable=False)
+    server = LocalPostgres.in_temporary_folder("offerhub-test-pg-", durable=False)
     dsn = server.start()
     try:
         yield dsn
