@@ -1,6 +1,5 @@
 """The Trustless Work client over httpx.MockTransport, with replies shaped like TW's (1.4, 1.5)."""
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -26,6 +25,7 @@ from providers.trustless_work.port import (
     WithdrawRemainingRequest,
 )
 from providers.trustless_work.settings import TrustlessWorkSettings
+from tests.providers.trustless_work_doubles import Recorder, Reply, json_reply
 
 BASE_URL = "https://dev.api.trustlesswork.com"
 API_KEY = "key-id.key-secret"
@@ -46,34 +46,6 @@ SINGLE_ROLES = EscrowRoles(
 )
 MULTI_ROLES = SINGLE_ROLES.__replace__(receiver=None)
 
-Reply = tuple[int, bytes, dict[str, str]]
-
-
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Reply:
-    return status, json.dumps(body).encode(), headers or {}
-
-
-class Recorder:
-    """A MockTransport handler that answers from a queue and records every request."""
-
-    def __init__(self, *replies: Reply | Exception) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        status, content, headers = reply
-        return httpx.Response(status, content=content, headers=headers)
-
-    def body(self, index: int = 0) -> dict[str, object]:
-        # parse_float=Decimal keeps the literal digits: this is what TW's JSON parser sees.
-        decoded: dict[str, object] = json.loads(self.requests[index].content, parse_float=Decimal)
-        return decoded
-
-
 ClientFactory = Callable[..., tuple[TrustlessWorkClient, Recorder]]
 
 
@@ -89,7 +61,7 @@ def make_client() -> ClientFactory:
 
 
 async def test_deploy_single_release_body(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(201, UNSIGNED))
+    client, recorder = make_client(json_reply(201, UNSIGNED))
     request = DeploySingleReleaseRequest(
         signer=PLATFORM,
         engagement_id="ord_123",
@@ -130,7 +102,7 @@ async def test_deploy_single_release_body(make_client: ClientFactory) -> None:
 
 
 async def test_deploy_multi_release_body(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(200, UNSIGNED))
+    client, recorder = make_client(json_reply(200, UNSIGNED))
     request = DeployMultiReleaseRequest(
         signer=PLATFORM,
         engagement_id="ord_124",
@@ -156,7 +128,7 @@ async def test_deploy_multi_release_body(make_client: ClientFactory) -> None:
 
 
 async def test_fund_sends_exact_human_units(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(200, UNSIGNED))
+    client, recorder = make_client(json_reply(200, UNSIGNED))
     request = FundRequest(
         escrow_type="single-release", contract_id=CONTRACT, signer=BUYER, amount_minor=123_456_789
     )
@@ -171,7 +143,7 @@ async def test_fund_sends_exact_human_units(make_client: ClientFactory) -> None:
 
 
 async def test_milestone_actions_send_the_index_as_a_string(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(200, UNSIGNED), _json(200, UNSIGNED))
+    client, recorder = make_client(json_reply(200, UNSIGNED), json_reply(200, UNSIGNED))
     await client.build_change_milestone_status(
         ChangeMilestoneStatusRequest(
             escrow_type="single-release",
@@ -199,7 +171,7 @@ async def test_milestone_actions_send_the_index_as_a_string(make_client: ClientF
 
 
 async def test_release_and_dispute_paths_per_type(make_client: ClientFactory) -> None:
-    client, recorder = make_client(*[_json(200, UNSIGNED)] * 4)
+    client, recorder = make_client(*[json_reply(200, UNSIGNED)] * 4)
     await client.build_release(ReleaseRequest(contract_id=CONTRACT, release_signer=BUYER))
     await client.build_release_milestone(
         ReleaseMilestoneRequest(contract_id=CONTRACT, milestone_index=1, release_signer=BUYER)
@@ -225,7 +197,7 @@ async def test_release_and_dispute_paths_per_type(make_client: ClientFactory) ->
 
 
 async def test_resolve_and_withdraw_distributions(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(200, UNSIGNED), _json(200, UNSIGNED))
+    client, recorder = make_client(json_reply(200, UNSIGNED), json_reply(200, UNSIGNED))
     distributions = (
         Distribution(address=SELLER, amount_minor=70_000_001),
         Distribution(address=BUYER, amount_minor=53_456_788),
@@ -259,7 +231,7 @@ async def test_resolve_and_withdraw_distributions(make_client: ClientFactory) ->
 
 
 @pytest.mark.parametrize(
-    "reply", [(200, b"<html>", {}), _json(200, {"status": "SUCCESS"}), _json(200, ["x"])]
+    "reply", [(200, b"<html>", {}), json_reply(200, {"status": "SUCCESS"}), json_reply(200, ["x"])]
 )
 async def test_undecodable_build_replies_are_invalid(
     make_client: ClientFactory, reply: Reply

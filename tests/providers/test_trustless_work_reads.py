@@ -4,9 +4,7 @@ TW's numbers are JavaScript floats; the fixtures use literals such as 12.3456789
 0.30000000000000004 and 1e-7 that must decode to exact stroops.
 """
 
-import json
 from collections.abc import Callable
-from decimal import Decimal
 
 import httpx
 import pytest
@@ -15,6 +13,7 @@ from providers.errors import ProviderResponseInvalid, ProviderUnavailable
 from providers.trustless_work.client import TrustlessWorkClient
 from providers.trustless_work.port import SignedTransaction
 from providers.trustless_work.settings import TrustlessWorkSettings
+from tests.providers.trustless_work_doubles import Recorder, Reply, json_reply
 
 BASE_URL = "https://dev.api.trustlesswork.com"
 API_KEY = "key-id.key-secret"
@@ -24,34 +23,6 @@ PLATFORM = "GPLATFORMXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 ISSUER = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5"
 CONTRACT = "CESCROWXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 TX_HASH = "ab" * 32
-
-Reply = tuple[int, bytes, dict[str, str]]
-
-
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Reply:
-    return status, json.dumps(body).encode(), headers or {}
-
-
-class Recorder:
-    """A MockTransport handler that answers from a queue and records every request."""
-
-    def __init__(self, *replies: Reply | Exception) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        status, content, headers = reply
-        return httpx.Response(status, content=content, headers=headers)
-
-    def body(self, index: int = 0) -> dict[str, object]:
-        # parse_float=Decimal keeps the literal digits: this is what TW's JSON parser sees.
-        decoded: dict[str, object] = json.loads(self.requests[index].content, parse_float=Decimal)
-        return decoded
-
 
 ClientFactory = Callable[..., tuple[TrustlessWorkClient, Recorder]]
 
@@ -109,7 +80,7 @@ async def test_send_transaction_after_deploy(make_client: ClientFactory) -> None
         "contractId": CONTRACT,
         "escrow": _escrow_json(contractId=None, balance=0),
     }
-    client, recorder = make_client(_json(200, reply))
+    client, recorder = make_client(json_reply(200, reply))
     result = await client.send_transaction(SignedTransaction(tx_hash=TX_HASH, signed_xdr="AAAA"))
     assert recorder.requests[0].url.path == "/helper/send-transaction"
     assert recorder.body() == {"signedXdr": "AAAA"}
@@ -122,7 +93,7 @@ async def test_send_transaction_after_deploy(make_client: ClientFactory) -> None
 
 
 async def test_send_without_success_status_is_outcome_unknown(make_client: ClientFactory) -> None:
-    client, _ = make_client(_json(200, {"status": "FAILED", "message": "tx_failed"}))
+    client, _ = make_client(json_reply(200, {"status": "FAILED", "message": "tx_failed"}))
     with pytest.raises(ProviderUnavailable) as caught:
         await client.send_transaction(SignedTransaction(tx_hash=TX_HASH, signed_xdr="AAAA"))
     assert caught.value.reason == "outcome_unknown"
@@ -167,7 +138,7 @@ async def test_get_escrows_decodes_float_looking_numbers_exactly(
             },
         ],
     )
-    client, recorder = make_client(_json(200, [_escrow_json(), multi]))
+    client, recorder = make_client(json_reply(200, [_escrow_json(), multi]))
     single, multiple = await client.get_escrows([CONTRACT, "CMULTI"])
     params = recorder.requests[0].url.params
     assert recorder.requests[0].url.path == "/helper/get-escrow-by-contract-ids"
@@ -195,7 +166,7 @@ async def test_get_balances_in_batches_of_twenty(make_client: ClientFactory) -> 
     ids = [f"C{i:03d}" for i in range(25)]
     first = [{"address": i, "balance": 0.1} for i in ids[:20]]
     second = [{"address": i, "balance": 1e-7} for i in ids[20:]]
-    client, recorder = make_client(_json(200, first), _json(200, second))
+    client, recorder = make_client(json_reply(200, first), json_reply(200, second))
     balances = await client.get_balances(ids)
     assert [len(r.url.params.get_list("addresses[]")) for r in recorder.requests] == [20, 5]
     assert recorder.requests[0].url.path == "/helper/get-multiple-escrow-balance"
@@ -204,7 +175,7 @@ async def test_get_balances_in_batches_of_twenty(make_client: ClientFactory) -> 
 
 
 async def test_update_from_tx_hash(make_client: ClientFactory) -> None:
-    client, recorder = make_client(_json(200, {"status": "SUCCESS", "message": "updated"}))
+    client, recorder = make_client(json_reply(200, {"status": "SUCCESS", "message": "updated"}))
     update = await client.update_from_tx_hash(TX_HASH)
     assert recorder.requests[0].url.path == "/indexer/update-from-txHash"
     assert recorder.body() == {"txHash": TX_HASH}
@@ -225,7 +196,7 @@ async def test_update_from_tx_hash(make_client: ClientFactory) -> None:
 async def test_undecodable_escrow_reads_are_invalid(
     make_client: ClientFactory, escrow: dict[str, object]
 ) -> None:
-    client, _ = make_client(_json(200, [escrow]))
+    client, _ = make_client(json_reply(200, [escrow]))
     with pytest.raises(ProviderResponseInvalid) as caught:
         await client.get_escrows([CONTRACT])
     assert caught.value.reason == "undecodable"
