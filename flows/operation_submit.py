@@ -13,6 +13,12 @@ after a crash, a timeout or a 5xx) settles it by hash first:
     PENDING --no answer--------------------------> stays PENDING; retry with backoff
 
 A PENDING row is also the per-source-account lock: a second build from the same source waits.
+
+Transactions built by Trustless Work go out through TW's send-transaction (:func:`via_escrow`)
+instead of Horizon. TW's answers are less precise than Horizon's (providers.md 1.11), so a TW
+refusal is always settled by a hash lookup: found -> its on-chain outcome; not found -> the
+envelope never landed, and since a rebuild reuses the source's next sequence, at most one of
+the two can ever land.
 """
 
 from collections.abc import Awaitable, Callable
@@ -28,14 +34,18 @@ from flows.queries.operation_submissions import Submission, SubmissionStatus
 from providers.errors import ProviderRejected, ProviderResponseInvalid, ProviderUnavailable
 from providers.stellar.keys import SignedTx
 from providers.stellar.port import ResultCodes, TransactionFailed, WalletNetwork
+from providers.trustless_work.port import SendResult, SignedTransaction
 
 __all__ = [
+    "Sender",
     "TxConfirmed",
     "TxOutcome",
     "TxRejected",
     "ledger_clock",
     "pending_submission",
     "submit_tx",
+    "via_escrow",
+    "via_horizon",
 ]
 
 # Resubmit the same envelope later (providers.md 2.6 class "same").
@@ -49,9 +59,13 @@ _ONE_PENDING_PER_SOURCE: Final = "operation_submissions_one_pending_per_source"
 
 
 class TxConfirmed(msgspec.Struct, frozen=True, kw_only=True):
-    """The step's transaction is on chain and successful (confirm it with the advance)."""
+    """The step's transaction is on chain and successful (confirm it with the advance).
+
+    ``reply`` is TW's send reply when this run got one (absent after a lookup).
+    """
 
     tx_hash: str
+    reply: SendResult | None = None
 
 
 class TxRejected(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +83,52 @@ class TxRejected(msgspec.Struct, frozen=True, kw_only=True):
 
 class _Rebuild(msgspec.Struct, frozen=True):
     """Internal: the old tx is settled dead; build a fresh one."""
+
+    refused: TxRejected | None = None
+
+
+class SendRefused(Exception):
+    """The submission channel refused the envelope without a Horizon result code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Submits a committed envelope; returns TW's reply when there is one. Raises TransactionFailed
+# (Horizon result codes), SendRefused, or ProviderUnavailable / ProviderResponseInvalid.
+Sender = Callable[[StepRun, Submission], Awaitable[SendResult | None]]
+
+
+async def via_horizon(run: StepRun, submission: Submission) -> SendResult | None:
+    """Submit straight to Horizon (our own payments and activations)."""
+    try:
+        await run.deps.network.submit_transaction(
+            submission.envelope_xdr, tx_hash=submission.tx_hash
+        )
+    except TransactionFailed:
+        raise
+    except ProviderRejected as rejected:
+        # transaction_malformed and the like: refused before any ledger.
+        raise TransactionFailed(
+            str(rejected),
+            result_codes=ResultCodes(transaction=rejected.reason or "tx_rejected"),
+            result_xdr=None,
+            status_code=rejected.status_code or 400,
+        ) from rejected
+    return None
+
+
+async def via_escrow(run: StepRun, submission: Submission) -> SendResult | None:
+    """Submit through Trustless Work's send-transaction (escrow steps)."""
+    escrow = run.deps.escrow
+    if escrow is None:
+        raise RuntimeError("escrow steps need OperationDeps.escrow")
+    signed = SignedTransaction(tx_hash=submission.tx_hash, signed_xdr=submission.envelope_xdr)
+    try:
+        return await escrow.send_transaction(signed)
+    except ProviderRejected as rejected:
+        raise SendRefused(rejected.reason or "send_refused") from rejected
 
 
 TxOutcome = TxConfirmed | TxRejected | StepRetry
@@ -148,21 +208,19 @@ async def _look_up(run: StepRun, submission: Submission) -> TxOutcome | None:
     return TxRejected(tx_hash=submission.tx_hash, codes=codes)
 
 
-async def _post(run: StepRun, submission: Submission, *, resubmitted: bool) -> TxOutcome | _Rebuild:
+async def _post(
+    run: StepRun, submission: Submission, send: Sender, *, resubmitted: bool
+) -> TxOutcome | _Rebuild:
     """Submit the committed envelope; an ambiguous answer is settled by a hash lookup.
 
     ``resubmitted``: the envelope may have been sent before (a resumed step).
     """
     try:
-        await run.deps.network.submit_transaction(
-            submission.envelope_xdr, tx_hash=submission.tx_hash
-        )
+        reply = await send(run, submission)
     except TransactionFailed as failed:
         return await _refused(run, submission, failed.result_codes, resubmitted=resubmitted)
-    except ProviderRejected as rejected:
-        # transaction_malformed and the like: refused before any ledger.
-        codes = ResultCodes(transaction=rejected.reason or "tx_rejected")
-        return await _refused(run, submission, codes, resubmitted=resubmitted)
+    except SendRefused as refused:
+        return await _refused_by_provider(run, submission, refused.reason)
     except (ProviderUnavailable, ProviderResponseInvalid) as unknown:
         if isinstance(unknown, ProviderUnavailable) and unknown.reason == "connection":
             raise  # never left this host: nothing can have landed
@@ -170,7 +228,19 @@ async def _post(run: StepRun, submission: Submission, *, resubmitted: bool) -> T
         if landed is None:
             raise  # not (yet) on chain: keep it PENDING and try the same envelope again
         return landed
-    return TxConfirmed(tx_hash=submission.tx_hash)
+    return TxConfirmed(tx_hash=submission.tx_hash, reply=reply)
+
+
+async def _refused_by_provider(
+    run: StepRun, submission: Submission, reason: str
+) -> TxOutcome | _Rebuild:
+    """TW refused the envelope: its on-chain outcome if it landed, else rebuild it."""
+    landed = await _look_up(run, submission)
+    if landed is not None:
+        return landed
+    codes = ResultCodes(transaction=reason)
+    await _settle(run, submission, SubmissionStatus.FAILED, codes)
+    return _Rebuild(refused=TxRejected(tx_hash=submission.tx_hash, codes=codes))
 
 
 async def _dead_or_landed(run: StepRun, submission: Submission) -> TxOutcome | _Rebuild | None:
@@ -189,13 +259,13 @@ async def _dead_or_landed(run: StepRun, submission: Submission) -> TxOutcome | _
     return None
 
 
-async def _resume(run: StepRun, submission: Submission) -> TxOutcome | _Rebuild:
+async def _resume(run: StepRun, submission: Submission, send: Sender) -> TxOutcome | _Rebuild:
     """Settle a PENDING submission found on resumption: look the hash up before anything."""
     settled = await _dead_or_landed(run, submission)
     if settled is not None:
         return settled
     # Still in time and unknown: the same envelope again (same hash; Horizon dedupes by hash).
-    return await _post(run, submission, resubmitted=True)
+    return await _post(run, submission, send, resubmitted=True)
 
 
 async def pending_submission(run: StepRun) -> Submission | None:
@@ -208,17 +278,22 @@ async def pending_submission(run: StepRun) -> Submission | None:
 
 
 async def submit_tx(
-    run: StepRun, pending: Submission | None, build: Callable[[], Awaitable[SignedTx]]
+    run: StepRun,
+    pending: Submission | None,
+    build: Callable[[], Awaitable[SignedTx]],
+    send: Sender = via_horizon,
 ) -> TxOutcome:
     """Get the step's transaction on chain exactly once (see the module docstring).
 
     Args:
         pending: The step's PENDING submission (from :func:`pending_submission`), if any.
         build: Loads what it needs (sequence, clock), then builds and signs a fresh tx.
+        send: The channel: Horizon (default) or Trustless Work (:func:`via_escrow`).
 
     Raises:
         ProviderUnavailable: the outcome is still unknown; the PENDING row stays for later.
     """
+    last_refusal: TxRejected | None = None
     for _ in range(run.settings.max_rebuilds + 1):
         if pending is None:
             pending = await _persist(run, await build())
@@ -226,10 +301,14 @@ async def submit_tx(
                 return StepRetry(
                     error={"error": "SourceAccountBusy"}, delay_s=run.settings.source_busy_delay_s
                 )
-            answer = await _post(run, pending, resubmitted=False)
+            answer = await _post(run, pending, send, resubmitted=False)
         else:
-            answer = await _resume(run, pending)
+            answer = await _resume(run, pending, send)
         if not isinstance(answer, _Rebuild):
             return answer
+        last_refusal = answer.refused or last_refusal
         pending = None
+    if last_refusal is not None:
+        # The provider refused every fresh envelope: that is its answer, not a glitch.
+        return last_refusal
     return StepRetry(error={"error": "TooManyRebuilds", "step": run.claim.step})

@@ -31,13 +31,19 @@ from flows.queries import operations as queries
 from flows.queries.operation_submissions import SubmissionStatus
 from flows.queries.operations import Operation, OperationKind
 from ledger.db import run_in_transaction
+from providers.airtm.port import FiatProvider
 from providers.errors import ProviderError, ProviderRejected, ProviderUnavailable
 from providers.stellar.port import WalletNetwork
 from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
+from providers.trustless_work.port import EscrowProvider
+from providers.trustless_work.xdr_check import XdrPolicy
 
 __all__ = [
+    "EscrowNetwork",
     "LeaseLost",
     "OperationDeps",
+    "OperationHook",
+    "OperationHooks",
     "OperationWorker",
     "Step",
     "StepDone",
@@ -80,10 +86,22 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_rebuilds: int = 3
 
 
+class EscrowNetwork(msgspec.Struct, frozen=True, kw_only=True):
+    """Pinned facts of the Trustless Work deployment (providers.md 1.10, 1.11), from config."""
+
+    deployer_contract_id: str
+    trustless_work_fee_address: str
+    policy: XdrPolicy
+
+
 class OperationDeps(msgspec.Struct, frozen=True, kw_only=True):
     """What steps need from the outside world. Secrets stay sealed until a step signs."""
 
     network: WalletNetwork
+    # Escrow and fiat providers: only the operation kinds that use them need them.
+    escrow: EscrowProvider | None = None
+    escrow_network: EscrowNetwork | None = None
+    fiat: FiatProvider | None = None
     keyring: MasterKeyring
     # The platform (funding/sponsor) account's seed: the source of activations.
     platform_seed: SecretSeed
@@ -122,6 +140,20 @@ class StepFailed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 StepOutcome = StepDone | StepRetry | StepFailed
+
+# Runs in the transaction that ends an operation (SUCCEEDED or FAILED), with the ended row.
+OperationHook = Callable[[asyncpg.Connection, Operation], Awaitable[None]]
+
+
+class OperationHooks(msgspec.Struct, frozen=True, kw_only=True):
+    """What a kind's owner does when an operation of that kind ends, atomically with the end.
+
+    The flows that start operations (orders, withdrawals) post their ledger transfers, move
+    their state machines and write their events here, so status and money never disagree.
+    """
+
+    on_succeeded: OperationHook | None = None
+    on_failed: OperationHook | None = None
 
 
 class StepRun:
@@ -238,11 +270,13 @@ class OperationWorker:
         deps: OperationDeps,
         registry: Registry,
         settings: WorkerSettings | None = None,
+        hooks: Mapping[OperationKind, OperationHooks] | None = None,
     ) -> None:
         self._pool = pool
         self._deps = deps
         self._registry = registry
         self._settings = settings or WorkerSettings()
+        self._hooks = hooks or {}
 
     async def run_once(self, limit: int = 10) -> int:
         """Claim and run up to ``limit`` due operations, one claim at a time.
@@ -318,7 +352,17 @@ class OperationWorker:
             recorded = await queries.fail_operation(conn, claim, error=outcome.error)
         if recorded is None:
             raise LeaseLost(operation_id=claim.id)
+        await self._run_hook(conn, recorded)
         return recorded
+
+    async def _run_hook(self, conn: asyncpg.Connection, ended: Operation) -> None:
+        """Call the kind's hook when the operation just ended, in the same transaction."""
+        hooks = self._hooks.get(ended.kind)
+        if hooks is None or ended.status == "RUNNING":
+            return
+        hook = hooks.on_succeeded if ended.status == "SUCCEEDED" else hooks.on_failed
+        if hook is not None:
+            await hook(conn, ended)
 
     async def _advance(
         self, conn: asyncpg.Connection, claim: Operation, outcome: StepDone

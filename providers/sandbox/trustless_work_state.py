@@ -12,13 +12,12 @@ Reads come from an indexer that lags ``indexer_lag_s`` seconds behind the chain 
 """
 
 import copy
-import hashlib
 import random
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from stellar_sdk import Address, StrKey, TransactionEnvelope, scval
+from stellar_sdk import StrKey, TransactionEnvelope, scval
 
 from providers.sandbox import trustless_work_actions as actions
 from providers.sandbox.chain import SandboxChain, Submission
@@ -29,6 +28,7 @@ from providers.sandbox.trustless_work_envelopes import EnvelopeFactory, Invocati
 from providers.sandbox.trustless_work_escrows import ContractRuleError, EscrowRecord
 from providers.sandbox.trustless_work_views import TrustlessWorkError, escrow_json
 from providers.trustless_work import bodies
+from providers.trustless_work.contract_ids import contract_id_for_salt
 from providers.trustless_work.fees import TRUSTLESS_WORK_FEE_BPS_DEFAULT
 from providers.trustless_work.wire import minor_to_decimal
 
@@ -114,8 +114,7 @@ class TrustlessWorkState:
     ) -> Action:
         """The deploy action; its contract id derives from the deployer and a fresh salt."""
         salt = self._rng.randbytes(32)
-        deployer = Address(self.deployer_id).key
-        contract_id = StrKey.encode_contract(hashlib.sha256(deployer + salt).digest())
+        contract_id = contract_id_for_salt(self.deployer_id, salt, self.chain.passphrase)
         return actions.deploy(self.context, body, contract_id=contract_id, salt=salt)
 
     def prepare(self, action: Action, *, tampered: bool = False) -> str:
