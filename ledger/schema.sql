@@ -663,3 +663,71 @@ CREATE UNIQUE INDEX operation_submissions_one_pending_per_source
 -- Submissions of an operation, newest last.
 CREATE INDEX operation_submissions_by_operation
     ON operation_submissions (marketplace_id, operation_id, created_at);
+
+--------------------------------------------------------------------------------------------------
+-- Domain events (transactional outbox) and state transitions
+--------------------------------------------------------------------------------------------------
+
+-- Every state change writes its event here in the transaction of the change (api.md 6.1), so
+-- an event exists if and only if its change committed. The sequence is shared by all
+-- marketplaces; writer_xid lets a reader hold back events of transactions still in flight.
+CREATE TABLE events (
+    sequence bigint GENERATED ALWAYS AS IDENTITY,
+    id text NOT NULL,
+    marketplace_id text NOT NULL,
+    type text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text NOT NULL,
+    data jsonb NOT NULL,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    writer_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT events_pkey PRIMARY KEY (sequence),
+    CONSTRAINT events_id_key UNIQUE (id),
+    CONSTRAINT events_marketplace_fkey FOREIGN KEY (marketplace_id) REFERENCES marketplaces (id),
+    CONSTRAINT events_id_format CHECK (id ~ '^evt_[0-9A-Za-z]{32}$'),
+    CONSTRAINT events_type_format CHECK (type ~ '^[a-z_]+\.[a-z_]+$'),
+    CONSTRAINT events_resource_type_format CHECK (resource_type ~ '^[a-z_]{1,40}$'),
+    CONSTRAINT events_data_object CHECK (jsonb_typeof(data) = 'object')
+);
+
+-- A marketplace's stream and a resource's history, in sequence order.
+CREATE INDEX events_by_marketplace ON events (marketplace_id, sequence);
+CREATE INDEX events_by_resource ON events (marketplace_id, resource_id, sequence);
+
+-- One row per state-machine transition of any resource (design.md 3): who fired which event.
+CREATE TABLE state_transitions (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    marketplace_id text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text NOT NULL,
+    from_status text NOT NULL,
+    to_status text NOT NULL,
+    event text NOT NULL,
+    actor_type text NOT NULL,
+    actor_id text,
+    request_id text,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT state_transitions_pkey PRIMARY KEY (id),
+    CONSTRAINT state_transitions_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT state_transitions_actor_type CHECK (
+        actor_type IN ('API_KEY', 'MASTER_KEY', 'PROVIDER', 'SYSTEM')
+    )
+);
+
+CREATE INDEX state_transitions_by_resource
+    ON state_transitions (marketplace_id, resource_id, id);
+
+CREATE FUNCTION refuse_history_change_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'restrict_violation', CONSTRAINT = TG_TABLE_NAME || '_append_only';
+END;
+$$;
+
+-- Events may be deleted by the retention purge (api.md 3.9), never changed.
+CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+    FOR EACH ROW EXECUTE FUNCTION refuse_history_change_v1();
+CREATE TRIGGER state_transitions_append_only BEFORE UPDATE OR DELETE ON state_transitions
+    FOR EACH ROW EXECUTE FUNCTION refuse_history_change_v1();
