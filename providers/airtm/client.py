@@ -12,6 +12,7 @@ client looks the code up before posting again, and a duplicate-code answer is re
 the stored resource, which is adopted only if it matches the request.
 """
 
+import asyncio
 import base64
 import contextlib
 import email.utils
@@ -117,7 +118,7 @@ def _converted_errors() -> Iterator[None]:
     """Convert httpx, msgspec and amount errors raised inside the block into provider errors."""
     try:
         yield
-    except httpx.TimeoutException as error:
+    except (httpx.TimeoutException, TimeoutError) as error:
         raise ProviderUnavailable("Airtm timed out", provider=PROVIDER, reason="timeout") from error
     except httpx.TransportError as error:
         raise ProviderUnavailable(
@@ -148,13 +149,15 @@ class AirtmClient:
 
     async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
         with _converted_errors():
-            response = await self._http.request(
-                method,
-                self._base_url + path,
-                content=body,
-                headers=self._headers,
-                timeout=self._settings.timeout_s,
-            )
+            # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
+            async with asyncio.timeout(self._settings.timeout_s):
+                response = await self._http.request(
+                    method,
+                    self._base_url + path,
+                    content=body,
+                    headers=self._headers,
+                    timeout=self._settings.timeout_s,
+                )
         if not response.is_success:
             raise _status_error(response)
         return response

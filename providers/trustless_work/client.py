@@ -6,6 +6,7 @@ timeout per call. Paths are configuration because the multi-release routes are u
 (providers.md 1.11). The shared 50 requests / 60 s budget is the caller's concern.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Final, TypeVar
 
@@ -102,14 +103,16 @@ class TrustlessWorkClient:
         content = None if body is None else WIRE_ENCODER.encode(body)
         headers = self._headers if body is None else self._headers | _JSON_CONTENT
         with converted_errors(is_send=is_send):
-            response = await self._http.request(
-                method,
-                self._url(path),
-                content=content,
-                params=params,
-                headers=headers,
-                timeout=timeout_s,
-            )
+            # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
+            async with asyncio.timeout(timeout_s):
+                response = await self._http.request(
+                    method,
+                    self._url(path),
+                    content=content,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout_s,
+                )
             if not response.is_success:
                 raise error_for_response(response, is_send=is_send)
             return decoder.decode(response.content)

@@ -164,6 +164,12 @@ def converted_errors(*, is_send: bool) -> Iterator[None]:
             provider=PROVIDER,
             reason="connection_failed",
         ) from error
+    except TimeoutError as error:
+        # Our own deadline (asyncio.timeout): the request may have reached TW.
+        reason = OUTCOME_UNKNOWN if is_send else "timeout"
+        raise ProviderUnavailable(
+            "Trustless Work did not answer in time", provider=PROVIDER, reason=reason
+        ) from error
     except (httpx.TimeoutException, httpx.TransportError) as error:
         reason = _ambiguous_reason(error, is_send=is_send)
         raise ProviderUnavailable(
