@@ -551,7 +551,8 @@ CREATE TYPE operation_kind AS ENUM (
     'REFUND',
     'DISPUTE_RESOLVE',
     'WITHDRAWAL_PAYMENT',
-    'AIRTM_PAYOUT'
+    'AIRTM_PAYOUT',
+    'TOPUP_DELIVERY'
 );
 
 CREATE TYPE operation_status AS ENUM ('RUNNING', 'SUCCEEDED', 'FAILED');
@@ -731,3 +732,53 @@ CREATE TRIGGER events_append_only BEFORE UPDATE ON events
     FOR EACH ROW EXECUTE FUNCTION refuse_history_change_v1();
 CREATE TRIGGER state_transitions_append_only BEFORE UPDATE OR DELETE ON state_transitions
     FOR EACH ROW EXECUTE FUNCTION refuse_history_change_v1();
+
+--------------------------------------------------------------------------------------------------
+-- Users (api.md 3.3)
+--------------------------------------------------------------------------------------------------
+
+CREATE TABLE users (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    external_user_id text NOT NULL,
+    email text,
+    type text NOT NULL DEFAULT 'BOTH',
+    status text NOT NULL DEFAULT 'ACTIVE',
+    airtm_user_id text,
+    airtm_email text,
+    airtm_linked_at timestamptz,
+    metadata jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT users_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT users_marketplace_fkey FOREIGN KEY (marketplace_id) REFERENCES marketplaces (id),
+    -- POST /users is idempotent on external_user_id within a marketplace.
+    CONSTRAINT users_external_user_id_key UNIQUE (marketplace_id, external_user_id),
+    CONSTRAINT users_id_format CHECK (id ~ '^usr_[0-9A-Za-z]{32}$'),
+    CONSTRAINT users_external_user_id_length CHECK (char_length(external_user_id) BETWEEN 1 AND 255),
+    CONSTRAINT users_email_length CHECK (char_length(email) <= 254),
+    CONSTRAINT users_type_values CHECK (type IN ('BUYER', 'SELLER', 'BOTH')),
+    CONSTRAINT users_status_values CHECK (status IN ('ACTIVE', 'SUSPENDED', 'PENDING_VERIFICATION')),
+    CONSTRAINT users_metadata_object CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'),
+    CONSTRAINT users_airtm_link_complete CHECK (
+        (airtm_user_id IS NULL) = (airtm_linked_at IS NULL)
+    )
+);
+
+CREATE INDEX users_by_created ON users (marketplace_id, created_at DESC, id DESC);
+
+--------------------------------------------------------------------------------------------------
+-- API keys and idempotency records (api core)
+--------------------------------------------------------------------------------------------------
+
+--------------------------------------------------------------------------------------------------
+-- Orders, milestones, escrows and disputes
+--------------------------------------------------------------------------------------------------
+
+--------------------------------------------------------------------------------------------------
+-- Withdrawals
+--------------------------------------------------------------------------------------------------
+
+--------------------------------------------------------------------------------------------------
+-- Top-ups
+--------------------------------------------------------------------------------------------------
