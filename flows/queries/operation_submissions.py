@@ -16,6 +16,7 @@ from flows.queries.operations import Operation
 __all__ = [
     "Submission",
     "SubmissionStatus",
+    "get_confirmed_submission",
     "get_pending_submission",
     "insert_submission",
     "settle_submission",
@@ -70,6 +71,14 @@ SELECT * FROM operation_submissions
 WHERE marketplace_id = $1 AND operation_id = $2 AND step_index = $3 AND status = 'PENDING'
 """
 
+# The latest confirmed tx of an operation's step (operation_submissions_by_operation).
+GET_CONFIRMED_SUBMISSION: Final[LiteralString] = """
+SELECT * FROM operation_submissions
+WHERE marketplace_id = $1 AND operation_id = $2 AND step_index = $3 AND status = 'CONFIRMED'
+ORDER BY created_at DESC
+LIMIT 1
+"""
+
 # Settles an in-flight tx once its outcome is definitive; releases the source-account lock.
 SETTLE_SUBMISSION: Final[LiteralString] = """
 UPDATE operation_submissions
@@ -116,6 +125,14 @@ async def get_pending_submission(conn: asyncpg.Connection, claim: Operation) -> 
     """The in-flight tx of the claim's current step, if any."""
     row = await conn.fetchrow(
         GET_PENDING_SUBMISSION, claim.marketplace_id, claim.id, claim.step_index
+    )
+    return _submission(row)
+
+
+async def get_confirmed_submission(conn: asyncpg.Connection, claim: Operation) -> Submission | None:
+    """The latest confirmed tx of the claim's current step, if any."""
+    row = await conn.fetchrow(
+        GET_CONFIRMED_SUBMISSION, claim.marketplace_id, claim.id, claim.step_index
     )
     return _submission(row)
 
