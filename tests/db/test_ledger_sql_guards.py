@@ -255,7 +255,8 @@ async def test_account_opened_directly_at_zero_is_accepted(
         ("UPDATE ledger_transfers SET amount = 1", "ledger_transfers_append_only"),
         ("UPDATE ledger_transfers SET description = 'x'", "ledger_transfers_append_only"),
         ("DELETE FROM ledger_transfers", "ledger_transfers_append_only"),
-        ("TRUNCATE ledger_transfers", "ledger_transfers_append_only"),
+        # CASCADE: other tables reference transfers; the guard must still refuse.
+        ("TRUNCATE ledger_transfers CASCADE", "ledger_transfers_append_only"),
         ("UPDATE ledger_entries SET credits_posted = 1", "ledger_entries_append_only"),
         ("DELETE FROM ledger_entries", "ledger_entries_append_only"),
         ("TRUNCATE ledger_entries", "ledger_entries_append_only"),
