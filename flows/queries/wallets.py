@@ -6,7 +6,7 @@ from typing import Final, LiteralString
 import asyncpg
 import msgspec
 
-__all__ = ["Wallet", "get_wallet", "insert_wallet", "mark_wallet_active"]
+__all__ = ["Wallet", "get_wallet", "get_wallet_by_user", "insert_wallet", "mark_wallet_active"]
 
 
 class Wallet(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,3 +81,16 @@ async def mark_wallet_active(
 ) -> Wallet | None:
     """Mark a wallet funded, trustline-ready and active."""
     return _wallet(await conn.fetchrow(MARK_WALLET_ACTIVE, marketplace_id, wallet_id))
+
+
+# The wallet of a user (wallets_user_key: at most one per user and marketplace).
+GET_WALLET_BY_USER: Final[LiteralString] = """
+SELECT * FROM wallets WHERE marketplace_id = $1 AND user_id = $2
+"""
+
+
+async def get_wallet_by_user(
+    conn: asyncpg.Connection, marketplace_id: str, user_id: str
+) -> Wallet | None:
+    """The user's wallet, or ``None`` when it has none."""
+    return _wallet(await conn.fetchrow(GET_WALLET_BY_USER, marketplace_id, user_id))
