@@ -67,6 +67,10 @@ _SYSTEM_ACCOUNTS: Final = {
     "treasury:stellar": AccountSpec(
         code="treasury:stellar", type=AccountType.TREASURY, debits_must_not_exceed_credits=True
     ),
+    # The platform's (enterprise) balance at Airtm: confirmed payins land here, net of fee.
+    "treasury:airtm": AccountSpec(
+        code="treasury:airtm", type=AccountType.TREASURY, debits_must_not_exceed_credits=True
+    ),
     "external:stellar": AccountSpec(
         code="external:stellar", type=AccountType.EXTERNAL, normal_side=Side.DEBIT
     ),

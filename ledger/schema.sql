@@ -771,14 +771,450 @@ CREATE INDEX users_by_created ON users (marketplace_id, created_at DESC, id DESC
 -- API keys and idempotency records (api core)
 --------------------------------------------------------------------------------------------------
 
+-- Marketplaces list newest first (GET /marketplaces, master key).
+CREATE INDEX marketplaces_by_created ON marketplaces (created_at DESC, id DESC);
+
+-- API keys `ohk_<env>_<id>_<secret>` (api.md 1.2): only a salted SHA-256 of the secret is kept.
+CREATE TABLE api_keys (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    name text NOT NULL,
+    scopes text[] NOT NULL,
+    salt bytea NOT NULL,
+    hash bytea NOT NULL,
+    status text NOT NULL DEFAULT 'ACTIVE',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- Written at most once a minute per key, so authentication rarely writes.
+    last_used_at timestamptz,
+    revoked_at timestamptz,
+    CONSTRAINT api_keys_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT api_keys_marketplace_fkey FOREIGN KEY (marketplace_id) REFERENCES marketplaces (id),
+    CONSTRAINT api_keys_id_format CHECK (id ~ '^key_[0-9A-Za-z]{32}$'),
+    CONSTRAINT api_keys_name_length CHECK (char_length(name) BETWEEN 1 AND 100),
+    CONSTRAINT api_keys_scopes_values CHECK (
+        cardinality(scopes) BETWEEN 1 AND 4
+        AND scopes <@ ARRAY['read', 'write', 'support', 'admin']::text[]
+    ),
+    CONSTRAINT api_keys_salt_length CHECK (octet_length(salt) = 16),
+    CONSTRAINT api_keys_hash_length CHECK (octet_length(hash) = 32),
+    CONSTRAINT api_keys_status_values CHECK (status IN ('ACTIVE', 'REVOKED')),
+    CONSTRAINT api_keys_revoked_at_set CHECK ((status = 'REVOKED') = (revoked_at IS NOT NULL))
+);
+
+-- Authentication finds a key by its id alone (the key text names no marketplace); ids are random
+-- 190-bit values, so a plain index suffices and the table can still be distributed by tenant.
+CREATE INDEX api_keys_by_id ON api_keys (id);
+CREATE INDEX api_keys_by_created ON api_keys (marketplace_id, created_at DESC, id DESC);
+
+-- Idempotency records (api.md 1.8), one per (namespace, key); the namespace is the marketplace id,
+-- or 'master' for master-key requests. A request first commits an IN_FLIGHT row holding a lease
+-- (claim, locked_until); its effect and the DONE row (the reply to replay) commit together.
+CREATE TABLE idempotency_keys (
+    namespace text NOT NULL,
+    key text NOT NULL,
+    -- SHA-256 (hex) of method, canonical route path and the canonical body's SHA-256.
+    fingerprint text NOT NULL,
+    status text NOT NULL DEFAULT 'IN_FLIGHT',
+    -- Token of the request holding the lease; a request whose lease was taken over may not finish.
+    claim text,
+    locked_until timestamptz,
+    -- The effect committed but the reply is not stored yet (a long-running operation is awaited).
+    effect_committed boolean NOT NULL DEFAULT false,
+    response_status integer,
+    response_body bytea,
+    response_location text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT idempotency_keys_pkey PRIMARY KEY (namespace, key),
+    CONSTRAINT idempotency_keys_namespace_format CHECK (
+        namespace = 'master' OR namespace ~ '^mkt_[0-9A-Za-z]{32}$'
+    ),
+    CONSTRAINT idempotency_keys_key_format CHECK (key ~ '^[ -~]{1,255}$'),
+    CONSTRAINT idempotency_keys_fingerprint_format CHECK (fingerprint ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT idempotency_keys_status_values CHECK (status IN ('IN_FLIGHT', 'DONE')),
+    CONSTRAINT idempotency_keys_in_flight_leased CHECK (
+        status <> 'IN_FLIGHT' OR (claim IS NOT NULL AND locked_until IS NOT NULL)
+    ),
+    CONSTRAINT idempotency_keys_done_has_reply CHECK (
+        status <> 'DONE'
+        OR (response_status IS NOT NULL AND response_body IS NOT NULL AND completed_at IS NOT NULL)
+    ),
+    -- Only 2xx and the post-validation 404/409/422 are ever stored.
+    CONSTRAINT idempotency_keys_response_status_stored CHECK (
+        response_status IS NULL
+        OR response_status BETWEEN 200 AND 299
+        OR response_status IN (404, 409, 422)
+    )
+);
+
+-- The retention purge deletes expired records oldest first.
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+
 --------------------------------------------------------------------------------------------------
 -- Orders, milestones, escrows and disputes
 --------------------------------------------------------------------------------------------------
+
+-- An order between a buyer and a seller (api.md 3.5, 5.1). Status labels are those of
+-- statemachines.status.OrderStatus; flows.transitions.fire is the only writer of `status`.
+-- close_reason/closed_at are written right after the transition into CLOSED, in its transaction.
+CREATE TABLE orders (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    client_order_ref text,
+    buyer_id text NOT NULL,
+    seller_id text NOT NULL,
+    amount_minor bigint NOT NULL,
+    currency text NOT NULL DEFAULT 'USD',
+    status text NOT NULL DEFAULT 'ORDER_CREATED',
+    close_reason text,
+    title text NOT NULL,
+    description text,
+    metadata jsonb,
+    -- The PENDING ledger transfer user:<buyer> -> escrow:<order> written by reserve.
+    reserve_transfer_id text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    closed_at timestamptz,
+    CONSTRAINT orders_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT orders_marketplace_fkey FOREIGN KEY (marketplace_id) REFERENCES marketplaces (id),
+    CONSTRAINT orders_buyer_fkey FOREIGN KEY (marketplace_id, buyer_id)
+        REFERENCES users (marketplace_id, id),
+    CONSTRAINT orders_seller_fkey FOREIGN KEY (marketplace_id, seller_id)
+        REFERENCES users (marketplace_id, id),
+    CONSTRAINT orders_reserve_transfer_fkey FOREIGN KEY (marketplace_id, reserve_transfer_id)
+        REFERENCES ledger_transfers (marketplace_id, id),
+    CONSTRAINT orders_id_format CHECK (id ~ '^ord_[0-9A-Za-z]{32}$'),
+    CONSTRAINT orders_buyer_is_not_seller CHECK (buyer_id <> seller_id),
+    CONSTRAINT orders_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT orders_currency_values CHECK (currency = 'USD'),
+    CONSTRAINT orders_status_values CHECK (status IN (
+        'ORDER_CREATED', 'FUNDS_RESERVED', 'ESCROW_CREATING', 'ESCROW_FUNDING', 'ESCROW_FUNDED',
+        'IN_PROGRESS', 'RELEASE_REQUESTED', 'REFUND_REQUESTED', 'DISPUTED', 'RELEASED',
+        'REFUNDED', 'CLOSED'
+    )),
+    CONSTRAINT orders_close_reason_values CHECK (
+        close_reason IN ('CANCELED', 'RELEASED', 'REFUNDED', 'SPLIT')
+    ),
+    -- Only a closed order has a reason and a time of closing.
+    CONSTRAINT orders_close_reason_when_closed CHECK (close_reason IS NULL OR status = 'CLOSED'),
+    CONSTRAINT orders_closed_at_when_closed CHECK (closed_at IS NULL OR status = 'CLOSED'),
+    CONSTRAINT orders_client_order_ref_length CHECK (
+        char_length(client_order_ref) BETWEEN 1 AND 100
+    ),
+    CONSTRAINT orders_title_length CHECK (char_length(title) BETWEEN 1 AND 200),
+    CONSTRAINT orders_description_length CHECK (char_length(description) <= 2000),
+    CONSTRAINT orders_metadata_object CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object')
+);
+
+-- client_order_ref is unique per marketplace when given (ORDER_ALREADY_EXISTS).
+CREATE UNIQUE INDEX orders_client_order_ref_key
+    ON orders (marketplace_id, client_order_ref) WHERE client_order_ref IS NOT NULL;
+-- Lists: newest first, overall and per party (api.md 1.4).
+CREATE INDEX orders_by_created ON orders (marketplace_id, created_at DESC, id DESC);
+CREATE INDEX orders_by_buyer ON orders (marketplace_id, buyer_id, created_at DESC, id DESC);
+CREATE INDEX orders_by_seller ON orders (marketplace_id, seller_id, created_at DESC, id DESC);
+
+-- A deliverable of an order, created with it (api.md 5.3).
+CREATE TABLE milestones (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    order_id text NOT NULL,
+    milestone_ref text NOT NULL,
+    title text NOT NULL,
+    amount_minor bigint NOT NULL,
+    status text NOT NULL DEFAULT 'OPEN',
+    -- Creation order within the order (0-based); the on-chain milestone index.
+    position integer NOT NULL,
+    completed_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT milestones_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT milestones_order_fkey FOREIGN KEY (marketplace_id, order_id)
+        REFERENCES orders (marketplace_id, id),
+    CONSTRAINT milestones_ref_key UNIQUE (marketplace_id, order_id, milestone_ref),
+    CONSTRAINT milestones_position_key UNIQUE (marketplace_id, order_id, position),
+    CONSTRAINT milestones_id_format CHECK (id ~ '^ms_[0-9A-Za-z]{32}$'),
+    CONSTRAINT milestones_ref_format CHECK (milestone_ref ~ '^[A-Za-z0-9._-]{1,64}$'),
+    CONSTRAINT milestones_title_length CHECK (char_length(title) BETWEEN 1 AND 200),
+    CONSTRAINT milestones_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT milestones_status_values CHECK (status IN ('OPEN', 'COMPLETED')),
+    CONSTRAINT milestones_position_range CHECK (position BETWEEN 0 AND 49),
+    CONSTRAINT milestones_completed_at_when_completed CHECK (
+        completed_at IS NULL OR status = 'COMPLETED'
+    )
+);
+
+-- The Trustless Work contract behind an order (api.md 5.2). A rejected deploy leaves a FAILED
+-- row and the order may create a new one, so an order has at most one non-FAILED escrow.
+CREATE TABLE escrows (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    order_id text NOT NULL,
+    status text NOT NULL DEFAULT 'CREATING',
+    amount_minor bigint NOT NULL,
+    currency text NOT NULL DEFAULT 'USD',
+    contract_id text,
+    platform_fee_bps integer NOT NULL,
+    trustless_work_fee_bps integer NOT NULL DEFAULT 30,
+    funding_transaction_hash text,
+    -- Payout objects (api.md 4) with integer minor amounts, filled at release/refund/resolution.
+    payouts jsonb NOT NULL DEFAULT '[]',
+    funded_at timestamptz,
+    released_at timestamptz,
+    refunded_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT escrows_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT escrows_order_fkey FOREIGN KEY (marketplace_id, order_id)
+        REFERENCES orders (marketplace_id, id),
+    CONSTRAINT escrows_id_format CHECK (id ~ '^esc_[0-9A-Za-z]{32}$'),
+    CONSTRAINT escrows_status_values CHECK (status IN (
+        'CREATING', 'CREATED', 'FUNDING', 'FUNDED', 'RELEASING', 'REFUNDING', 'DISPUTED',
+        'RELEASED', 'REFUNDED', 'FAILED'
+    )),
+    CONSTRAINT escrows_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT escrows_currency_values CHECK (currency = 'USD'),
+    CONSTRAINT escrows_contract_id_format CHECK (contract_id ~ '^C[A-Z2-7]{55}$'),
+    -- Every status past the deploy names its contract (written before the transition).
+    CONSTRAINT escrows_deployed_has_contract CHECK (
+        status IN ('CREATING', 'FAILED') OR contract_id IS NOT NULL
+    ),
+    CONSTRAINT escrows_platform_fee_bps_range CHECK (platform_fee_bps BETWEEN 0 AND 9900),
+    CONSTRAINT escrows_trustless_work_fee_bps_range CHECK (
+        trustless_work_fee_bps BETWEEN 0 AND 10000
+    ),
+    CONSTRAINT escrows_payouts_array CHECK (jsonb_typeof(payouts) = 'array'),
+    CONSTRAINT escrows_funding_hash_format CHECK (funding_transaction_hash ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT escrows_released_at_when_released CHECK (released_at IS NULL OR status = 'RELEASED'),
+    CONSTRAINT escrows_refunded_at_when_refunded CHECK (refunded_at IS NULL OR status = 'REFUNDED')
+);
+
+CREATE UNIQUE INDEX escrows_one_live_per_order
+    ON escrows (marketplace_id, order_id) WHERE status <> 'FAILED';
+-- The latest escrow of an order.
+CREATE INDEX escrows_by_order ON escrows (marketplace_id, order_id, created_at DESC);
+
+-- A dispute on an IN_PROGRESS order (api.md 3.6, 5.4). The decision is recorded when resolve
+-- is accepted; the dispute becomes RESOLVED when the on-chain distribution is confirmed.
+CREATE TABLE disputes (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    order_id text NOT NULL,
+    status text NOT NULL DEFAULT 'OPEN',
+    opened_by text NOT NULL,
+    reason text NOT NULL,
+    description text,
+    evidence text[] NOT NULL DEFAULT '{}',
+    assigned_to text,
+    resolution_decision text,
+    -- Gross amounts to the seller and to the buyer; both set with the decision.
+    release_amount_minor bigint,
+    refund_amount_minor bigint,
+    decision_note text,
+    resolved_by text,
+    resolved_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT disputes_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT disputes_order_fkey FOREIGN KEY (marketplace_id, order_id)
+        REFERENCES orders (marketplace_id, id),
+    CONSTRAINT disputes_id_format CHECK (id ~ '^dsp_[0-9A-Za-z]{32}$'),
+    CONSTRAINT disputes_status_values CHECK (status IN ('OPEN', 'UNDER_REVIEW', 'RESOLVED')),
+    CONSTRAINT disputes_opened_by_values CHECK (opened_by IN ('BUYER', 'SELLER')),
+    CONSTRAINT disputes_reason_values CHECK (reason IN ('NOT_DELIVERED', 'QUALITY_ISSUE', 'OTHER')),
+    CONSTRAINT disputes_description_length CHECK (char_length(description) <= 2000),
+    CONSTRAINT disputes_evidence_count CHECK (cardinality(evidence) <= 20),
+    CONSTRAINT disputes_assigned_to_length CHECK (char_length(assigned_to) BETWEEN 1 AND 255),
+    CONSTRAINT disputes_decision_values CHECK (
+        resolution_decision IN ('FULL_RELEASE', 'FULL_REFUND', 'SPLIT')
+    ),
+    CONSTRAINT disputes_decision_amounts CHECK (
+        (resolution_decision IS NULL) = (release_amount_minor IS NULL)
+        AND (resolution_decision IS NULL) = (refund_amount_minor IS NULL)
+    ),
+    CONSTRAINT disputes_amounts_non_negative CHECK (
+        release_amount_minor >= 0 AND refund_amount_minor >= 0
+    ),
+    CONSTRAINT disputes_decision_note_length CHECK (char_length(decision_note) <= 2000),
+    CONSTRAINT disputes_resolved_has_decision CHECK (
+        status <> 'RESOLVED' OR resolution_decision IS NOT NULL
+    ),
+    CONSTRAINT disputes_resolved_at_when_resolved CHECK (resolved_at IS NULL OR status = 'RESOLVED')
+);
+
+CREATE UNIQUE INDEX disputes_one_unresolved_per_order
+    ON disputes (marketplace_id, order_id) WHERE status <> 'RESOLVED';
+CREATE INDEX disputes_by_created ON disputes (marketplace_id, created_at DESC, id DESC);
+CREATE INDEX disputes_by_order ON disputes (marketplace_id, order_id, created_at DESC);
+
+-- The latest operation of an order (Order.operation): the operations table has no index by
+-- resource outside the running-only unique index.
+CREATE INDEX operations_by_order
+    ON operations (marketplace_id, resource_id, created_at DESC) WHERE resource_type = 'order';
 
 --------------------------------------------------------------------------------------------------
 -- Withdrawals
 --------------------------------------------------------------------------------------------------
 
+-- A payout of a user's balance to a Stellar address (crypto) or an Airtm account (api.md 3.8).
+-- The hold (PENDING user -> clearing:withdrawals) is placed in the transaction that inserts the
+-- row; completion posts it, failure or cancel voids it (flows/withdrawals.py).
+CREATE TABLE withdrawals (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    user_id text NOT NULL,
+    amount_minor bigint NOT NULL,
+    currency text NOT NULL DEFAULT 'USD',
+    status text NOT NULL DEFAULT 'WITHDRAWAL_CREATED',
+    destination_type text NOT NULL,
+    -- crypto: the G... address; airtm_balance: the recipient's Airtm email.
+    destination_ref text NOT NULL,
+    memo text,
+    committed boolean NOT NULL DEFAULT false,
+    hold_transfer_id text NOT NULL,
+    airtm_payout_id text,
+    transaction_hash text,
+    failure_code text,
+    failure_reason text,
+    description text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    CONSTRAINT withdrawals_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT withdrawals_user_fkey FOREIGN KEY (marketplace_id, user_id)
+        REFERENCES users (marketplace_id, id),
+    CONSTRAINT withdrawals_hold_transfer_key UNIQUE (marketplace_id, hold_transfer_id),
+    CONSTRAINT withdrawals_id_format CHECK (id ~ '^wd_[0-9A-Za-z]{32}$'),
+    CONSTRAINT withdrawals_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT withdrawals_currency_values CHECK (currency = 'USD'),
+    CONSTRAINT withdrawals_status_values CHECK (status IN (
+        'WITHDRAWAL_CREATED', 'WITHDRAWAL_COMMITTED', 'WITHDRAWAL_PENDING',
+        'WITHDRAWAL_PENDING_USER_ACTION', 'WITHDRAWAL_COMPLETED', 'WITHDRAWAL_FAILED',
+        'WITHDRAWAL_CANCELED'
+    )),
+    CONSTRAINT withdrawals_destination_type_values CHECK (
+        destination_type IN ('crypto', 'airtm_balance')
+    ),
+    CONSTRAINT withdrawals_destination_ref_format CHECK (
+        (destination_type = 'crypto' AND destination_ref ~ '^G[A-Z2-7]{55}$')
+        OR (destination_type = 'airtm_balance' AND char_length(destination_ref) BETWEEN 3 AND 254)
+    ),
+    -- Stellar text memos carry at most 28 bytes; Airtm payouts have no memo.
+    CONSTRAINT withdrawals_memo_crypto_only CHECK (
+        memo IS NULL OR (destination_type = 'crypto' AND octet_length(memo) <= 28)
+    ),
+    -- Not committed yet means still CREATED, or ended from there (cancel, rejected creation).
+    CONSTRAINT withdrawals_committed_status CHECK (
+        committed OR status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_FAILED', 'WITHDRAWAL_CANCELED')
+    ),
+    CONSTRAINT withdrawals_hold_transfer_format CHECK (hold_transfer_id ~ '^trf_[0-9A-Za-z]{32}$'),
+    CONSTRAINT withdrawals_airtm_payout_airtm_only CHECK (
+        airtm_payout_id IS NULL OR destination_type = 'airtm_balance'
+    ),
+    CONSTRAINT withdrawals_transaction_hash_format CHECK (
+        transaction_hash IS NULL
+        OR (destination_type = 'crypto' AND transaction_hash ~ '^[0-9a-f]{64}$')
+    ),
+    CONSTRAINT withdrawals_failure_when_ended CHECK (
+        (failure_code IS NULL AND failure_reason IS NULL)
+        OR status IN ('WITHDRAWAL_FAILED', 'WITHDRAWAL_CANCELED')
+    ),
+    CONSTRAINT withdrawals_failure_reason_length CHECK (char_length(failure_reason) <= 1000),
+    CONSTRAINT withdrawals_description_length CHECK (char_length(description) <= 255),
+    -- completed_at is the time of WITHDRAWAL_COMPLETED (set right after that transition).
+    CONSTRAINT withdrawals_completed_at_when_completed CHECK (
+        completed_at IS NULL OR status = 'WITHDRAWAL_COMPLETED'
+    )
+);
+
+-- GET /withdrawals: newest first per marketplace, and per user.
+CREATE INDEX withdrawals_by_created ON withdrawals (marketplace_id, created_at DESC, id DESC);
+CREATE INDEX withdrawals_by_user
+    ON withdrawals (marketplace_id, user_id, created_at DESC, id DESC);
+-- Airtm webhooks name a payout by its id or its code (= our id) and carry no marketplace.
+CREATE UNIQUE INDEX withdrawals_airtm_payout_key
+    ON withdrawals (airtm_payout_id) WHERE airtm_payout_id IS NOT NULL;
+CREATE INDEX withdrawals_by_id ON withdrawals (id);
+
 --------------------------------------------------------------------------------------------------
 -- Top-ups
 --------------------------------------------------------------------------------------------------
+
+-- A fiat top-up through an Airtm payin (api.md 3.7, 5.5). The row is written before the payin is
+-- created at Airtm (its `code` is the top-up id). Confirmation credits the user once
+-- (credit_transfer_id); a TOPUP_DELIVERY operation then pays the same USDC from the treasury
+-- wallet to the user's wallet (delivery_tx_hash, delivered_at). flows/topups.py has the postings.
+CREATE TABLE topups (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    user_id text NOT NULL,
+    amount_minor bigint NOT NULL,
+    currency text NOT NULL DEFAULT 'USD',
+    status text NOT NULL DEFAULT 'TOPUP_CREATED',
+    confirmation_uri text,
+    return_url text NOT NULL,
+    cancel_url text NOT NULL,
+    description text,
+    airtm_payin_id text,
+    -- The last payin status Airtm reported, as sent; kept even when the news was ignored.
+    airtm_status text,
+    -- Airtm's fee on the payin, borne by the platform (the user is credited amount_minor).
+    provider_fee_minor bigint,
+    failure_code text,
+    failure_reason text,
+    expires_at timestamptz,
+    metadata jsonb,
+    -- The ledger transfer that credited the user (clearing:topups -> user), once SUCCEEDED.
+    credit_transfer_id text,
+    -- The on-chain treasury -> user payment, once confirmed.
+    delivery_tx_hash text,
+    delivered_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    CONSTRAINT topups_pkey PRIMARY KEY (marketplace_id, id),
+    -- Ids are globally unique: inbound Airtm webhooks carry the code (= id) but no marketplace.
+    CONSTRAINT topups_id_key UNIQUE (id),
+    CONSTRAINT topups_user_fkey FOREIGN KEY (marketplace_id, user_id)
+        REFERENCES users (marketplace_id, id),
+    CONSTRAINT topups_id_format CHECK (id ~ '^topup_[0-9A-Za-z]{32}$'),
+    CONSTRAINT topups_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT topups_currency_values CHECK (currency = 'USD'),
+    CONSTRAINT topups_status_values CHECK (status IN (
+        'TOPUP_CREATED', 'TOPUP_AWAITING_USER_CONFIRMATION', 'TOPUP_PROCESSING',
+        'TOPUP_SUCCEEDED', 'TOPUP_FAILED', 'TOPUP_CANCELED'
+    )),
+    CONSTRAINT topups_url_length CHECK (
+        char_length(return_url) BETWEEN 1 AND 2048 AND char_length(cancel_url) BETWEEN 1 AND 2048
+    ),
+    CONSTRAINT topups_description_length CHECK (char_length(description) <= 255),
+    CONSTRAINT topups_provider_fee_non_negative CHECK (provider_fee_minor >= 0),
+    CONSTRAINT topups_metadata_object CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'),
+    -- Past TOPUP_CREATED a payin exists, except when its creation failed or it was canceled.
+    CONSTRAINT topups_payin_known CHECK (
+        airtm_payin_id IS NOT NULL
+        OR status IN ('TOPUP_CREATED', 'TOPUP_FAILED', 'TOPUP_CANCELED')
+    ),
+    -- One-way checks: the flow fires the status change first, then stamps these fields.
+    CONSTRAINT topups_completed_when_final CHECK (
+        completed_at IS NULL OR status IN ('TOPUP_SUCCEEDED', 'TOPUP_FAILED', 'TOPUP_CANCELED')
+    ),
+    CONSTRAINT topups_credited_when_succeeded CHECK (
+        credit_transfer_id IS NULL OR status = 'TOPUP_SUCCEEDED'
+    ),
+    CONSTRAINT topups_delivered_when_credited CHECK (
+        delivered_at IS NULL OR credit_transfer_id IS NOT NULL
+    ),
+    CONSTRAINT topups_delivery_complete CHECK ((delivery_tx_hash IS NULL) = (delivered_at IS NULL))
+);
+
+-- Listing, newest first (api.md 1.4), per marketplace and per user.
+CREATE INDEX topups_by_created ON topups (marketplace_id, created_at DESC, id DESC);
+CREATE INDEX topups_by_user ON topups (marketplace_id, user_id, created_at DESC, id DESC);
+-- Inbound webhooks and reconciliation find a top-up by its payin.
+CREATE UNIQUE INDEX topups_airtm_payin_id_key ON topups (airtm_payin_id)
+    WHERE airtm_payin_id IS NOT NULL;
+-- Credited but not yet delivered on chain: the user's ledger balance is ahead of the wallet.
+CREATE INDEX topups_undelivered ON topups (marketplace_id, user_id)
+    WHERE credit_transfer_id IS NOT NULL AND delivered_at IS NULL;
