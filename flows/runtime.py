@@ -31,6 +31,8 @@ from flows.operations import (
 )
 from flows.queries import operations as queries
 from flows.queries.operations import Operation, OperationKind
+from flows.topup_steps import TOPUP_DELIVERY_STEPS
+from flows.withdrawal_steps import AIRTM_PAYOUT_STEPS, WITHDRAWAL_PAYMENT_STEPS
 from providers.airtm.client import AirtmClient, AirtmSettings
 from providers.sandbox.app import SandboxProviderSettings
 from providers.stellar.horizon import HorizonClient
@@ -89,11 +91,16 @@ def sandbox_endpoints(sandbox: SandboxProviderSettings) -> ProviderEndpoints:
     )
 
 
-def operation_registry(*extra: Mapping[OperationKind, Sequence[Step]]) -> Registry:
-    """Every operation kind's steps: wallets and escrows here, the rest from their owners."""
-    merged: dict[OperationKind, Sequence[Step]] = {**STEP_REGISTRY, **ESCROW_STEPS}
-    for part in extra:
-        merged.update(part)
+def operation_registry() -> Registry:
+    """Every operation kind's steps."""
+    merged: dict[OperationKind, Sequence[Step]] = {
+        **STEP_REGISTRY,
+        **ESCROW_STEPS,
+        OperationKind.WITHDRAWAL_PAYMENT: WITHDRAWAL_PAYMENT_STEPS,
+        OperationKind.AIRTM_PAYOUT: AIRTM_PAYOUT_STEPS,
+        OperationKind.TOPUP_DELIVERY: TOPUP_DELIVERY_STEPS,
+    }
+    assert set(merged) == set(OperationKind), "an operation kind has no steps"
     return MappingProxyType(merged)
 
 
