@@ -236,9 +236,10 @@ async def dispute_escrow(run: StepRun) -> StepOutcome:
 async def _distributions(run: StepRun, balance: int) -> tuple[Distribution, ...] | StepFailed:
     """Who gets what: all to the buyer (REFUND) or the recorded shares (DISPUTE_RESOLVE)."""
     payload = run.claim.payload
-    buyer, seller = await parties(run)
     if run.claim.kind is OperationKind.REFUND:
+        buyer = await wallet_keypair(run, payload["buyer_wallet_id"])
         return (Distribution(address=buyer.public_key, amount_minor=balance),)
+    buyer, seller = await parties(run)
     shares = (
         (seller.public_key, int(payload["release_amount_minor"])),
         (buyer.public_key, int(payload["refund_amount_minor"])),

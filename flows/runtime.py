@@ -29,9 +29,12 @@ from flows.operations import (
     Step,
     WorkerSettings,
 )
+from flows.order_settlement import EscrowAddresses
+from flows.orders import order_hooks
 from flows.queries import operations as queries
 from flows.queries.operations import Operation, OperationKind
-from flows.topup_steps import TOPUP_DELIVERY_STEPS
+from flows.topup_steps import TOPUP_DELIVERY_STEPS, topup_hooks
+from flows.withdrawal_hooks import withdrawal_hooks
 from flows.withdrawal_steps import AIRTM_PAYOUT_STEPS, WITHDRAWAL_PAYMENT_STEPS
 from providers.airtm.client import AirtmClient, AirtmSettings
 from providers.sandbox.app import SandboxProviderSettings
@@ -44,6 +47,7 @@ from providers.trustless_work.xdr_check import XdrPolicy
 __all__ = [
     "OperationRunner",
     "ProviderEndpoints",
+    "operation_hooks",
     "operation_registry",
     "provider_deps",
     "sandbox_endpoints",
@@ -102,6 +106,21 @@ def operation_registry() -> Registry:
     }
     assert set(merged) == set(OperationKind), "an operation kind has no steps"
     return MappingProxyType(merged)
+
+
+def operation_hooks(
+    platform_address: str, trustless_work_fee_address: str
+) -> Mapping[OperationKind, OperationHooks]:
+    """Every kind's end-of-operation hooks (ledger postings, transitions, events)."""
+    addresses = EscrowAddresses(
+        platform=platform_address, trustless_work_fee=trustless_work_fee_address
+    )
+    hooks: dict[OperationKind, OperationHooks] = {
+        **order_hooks(addresses),
+        **withdrawal_hooks(),
+        OperationKind.TOPUP_DELIVERY: topup_hooks(),
+    }
+    return MappingProxyType(hooks)
 
 
 @contextlib.asynccontextmanager

@@ -6,8 +6,10 @@ import pytest
 
 from common.ids import new_id
 from flows.operation_steps import open_wallet
+from flows.queries.operations import OperationKind
 from flows.runtime import (
     OperationRunner,
+    operation_hooks,
     operation_registry,
     provider_deps,
     sandbox_endpoints,
@@ -54,3 +56,9 @@ async def test_waiting_returns_the_running_row_at_the_deadline(pool: asyncpg.Poo
         )
     row = await wait_for_operation(pool, world.marketplace_id, operation.id, 0.1)
     assert (row.status, row.step) == ("RUNNING", "submit_activation")
+
+
+def test_every_kind_but_wallet_activation_has_end_hooks() -> None:
+    hooks = operation_hooks("G" + "A" * 55, "G" + "B" * 55)
+    assert set(hooks) == set(OperationKind) - {OperationKind.WALLET_ACTIVATE}
+    assert set(operation_registry()) == set(OperationKind)
