@@ -1,117 +1,133 @@
-"""The Litestar application factory: explicit settings in, an app with its lifespan out."""
+"""The Litestar application factory: explicit settings in, an app with its lifespan out.
+
+Every ``/api/v1`` route is mounted on one router whose ``before_request`` hook
+(``api.validation.check_request``) checks query, headers and body after the route's guard and
+before the handler; the ``caller`` dependency hands the guard's :class:`api.auth.Caller` to
+handlers. App-wide: one exception handler (``api.errors``), ``X-Request-ID`` and
+``X-RateLimit-*`` on every response, the body limit, and OpenAPI at ``/api/v1/openapi.json``
+with an interactive page at ``/api/v1/docs``.
+"""
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
-import asyncpg
-import msgspec
-from litestar import Litestar, Response, get
-from litestar.datastructures import State
+from litestar import Litestar, Router
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Message, Scope
 
-from api.config import Config, config
+from api.auth import ScopeGuard, is_public, provide_caller
+from api.config import Config
+from api.errors import JSON_MEDIA_TYPE, exception_handlers
+from api.idempotency import purge_periodically
+from api.paths import API_PREFIX
+from api.rate_limit import TokenBucketLimiter, add_rate_limit_headers
+from api.request_id import add_request_id_header
+from api.routes import ROUTES
 from api.settings import Settings
+from api.validation import check_declarations, check_request
+from api.version import VERSION
 from ledger.db import create_pool
-from ledger.schema import SCHEMA_VERSION
 
 __all__ = ["VERSION", "create_app"]
 
-try:
-    VERSION = version("offerhub")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    VERSION = "0.0.0"
+
+def _check_routes(handlers: Sequence[HTTPRouteHandler]) -> None:
+    """Refuse to start when a route has neither exactly one scope guard nor ``opt=PUBLIC``, or
+    declares a body the request checks cannot handle.
+    """
+    for handler in handlers:
+        check_declarations(handler)
+        guards = [guard for guard in handler.guards or () if isinstance(guard, ScopeGuard)]
+        if len(guards) != (0 if is_public(handler) else 1):
+            raise RuntimeError(
+                f"route {handler.handler_name} {sorted(handler.paths)} needs exactly one guard "
+                "from api.auth, or opt=PUBLIC"
+            )
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+async def _json_charset(message: Message, _: Scope) -> None:
+    """``before_send`` hook: JSON answers say ``charset=utf-8`` (api.md 1.1)."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        if headers.get("content-type") == "application/json":
+            headers["content-type"] = JSON_MEDIA_TYPE
 
 
-class Health(msgspec.Struct, frozen=True):
-    """Liveness: the process serves HTTP."""
-
-    status: str
-    version: str
-    timestamp: str
-
-
-class Check(msgspec.Struct, frozen=True):
-    """One dependency check of the readiness probe."""
-
-    status: str
-    required: bool
-    latency_ms: float | None
-    error: str | None
-
-
-class Readiness(msgspec.Struct, frozen=True):
-    """Readiness: the database answers and carries this build's schema."""
-
-    status: str
-    version: str
-    timestamp: str
-    checks: dict[str, Check]
-
-
-@get("/api/v1/health", sync_to_thread=False)
-def health() -> Health:
-    """Answer as long as the process serves HTTP; checks no dependency."""
-    return Health(status="healthy", version=VERSION, timestamp=_timestamp())
-
-
-async def _check_database(pool: asyncpg.Pool) -> tuple[Check, Check]:
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(2), pool.acquire() as conn:
-            schema_version = await conn.fetchval("SELECT version FROM offerhub_schema")
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        down = Check("down", True, None, type(error).__name__)
-        return down, Check("down", True, None, "database unavailable")
-    latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    schema = (
-        Check("up", True, None, None)
-        if schema_version == SCHEMA_VERSION
-        else Check("down", True, None, f"schema {schema_version} is not {SCHEMA_VERSION}")
-    )
-    return Check("up", True, latency_ms, None), schema
-
-
-@get(["/api/v1/health/ready", "/api/v1/health/detailed"])
-async def readiness(state: State) -> Response[Readiness]:
-    """Answer 200 when the database and schema are up, 503 with the same body otherwise."""
-    database, schema = await _check_database(state.pool)
-    checks = {"database": database, "schema": schema}
-    is_healthy = all(check.status == "up" for check in checks.values())
-    body = Readiness(
-        status="healthy" if is_healthy else "unhealthy",
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="OFFER-HUB Orchestrator API",
         version=VERSION,
-        timestamp=_timestamp(),
-        checks=checks,
+        # Litestar answers unknown paths under its OpenAPI router itself (an HTML 404), so the
+        # router lives below /docs; /api/v1/openapi.json is served by api.routes.docs.
+        path=f"{API_PREFIX}/docs",
+        render_plugins=[ScalarRenderPlugin(path="/")],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key `ohk_<env>_<key_id>_<secret>`, or the master key.",
+                )
+            }
+        ),
+        security=[{"ApiKey": []}],
     )
-    return Response(body, status_code=200 if is_healthy else 503)
 
 
-def create_app(settings: Settings, database_url: str, *, public_config: Config) -> Litestar:
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    public_config: Config,
+    extra_routes: Sequence[HTTPRouteHandler] = (),
+) -> Litestar:
     """Build the application for ``settings`` on the database at ``database_url``.
 
-    The lifespan owns the connection pool; the caller owns the database server and the
-    providers, and describes them in ``public_config`` (served at ``/api/v1/config``).
+    The lifespan owns the connection pool and the idempotency purge task; the caller owns the
+    database server and the providers, and describes them in ``public_config`` (served at
+    ``/api/v1/config``). ``extra_routes`` are mounted under ``/api/v1`` beside the built-in ones.
     """
+    handlers = [*ROUTES, *extra_routes]
+    _check_routes(handlers)
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(
+        pool = await create_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
+        app.state.pool = pool
+        purge = asyncio.create_task(purge_periodically(pool, settings.idempotency_purge_interval_s))
         try:
             yield
         finally:
-            await app.state.pool.close()
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            await pool.close()
 
-    app = Litestar(
-        route_handlers=[health, readiness, config], lifespan=[lifespan], openapi_config=None
+    api = Router(
+        API_PREFIX,
+        route_handlers=handlers,
+        before_request=check_request,
+        dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
     )
-    app.state.config = public_config
-    return app
+    limiter = (
+        TokenBucketLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        if settings.rate_limit_per_s > 0
+        else None
+    )
+    return Litestar(
+        route_handlers=[api],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        before_send=[add_request_id_header, add_rate_limit_headers, _json_charset],
+        request_max_body_size=settings.body_limit_bytes,
+        openapi_config=_openapi_config(),
+        state=State({"config": public_config, "settings": settings, "rate_limiter": limiter}),
+    )

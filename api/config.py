@@ -1,8 +1,11 @@
 """``GET /api/v1/config``: public facts about this installation (no secrets)."""
 
+from typing import Any
+
 import msgspec
 from litestar import Request, get
-from litestar.datastructures import State
+
+from api.auth import PUBLIC
 
 __all__ = ["Config", "PublicProviders", "SandboxUrls", "config"]
 
@@ -50,8 +53,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     pagination: Pagination
 
 
-@get("/api/v1/config", sync_to_thread=False)
-def config(request: Request[object, object, State]) -> Config:
+@get("/config", opt=PUBLIC, sync_to_thread=False, tags=["health"])
+def config(request: Request[Any, Any, Any]) -> Config:
     """Return the configuration built at start-up."""
     built: Config = request.app.state.config
     return built

@@ -9,6 +9,7 @@ import asyncpg
 import uvicorn
 
 from api.app import VERSION, create_app
+from api.bootstrap import bootstrap_marketplace
 from api.config import Asset, Config, Pagination, PublicProviders, SandboxUrls
 from api.settings import Settings
 from ledger.local_postgres import LocalPostgres
@@ -97,15 +98,24 @@ def serve(settings: Settings) -> int:
     """Start the database (unless configured), apply the schema and serve until stopped.
 
     No real provider can be configured yet, so the sandbox chain always serves on
-    ``settings.sandbox_port`` under ``/_sandbox`` and ``/config`` reports its URLs.
+    ``settings.sandbox_port`` under ``/_sandbox`` and ``/config`` reports its URLs. On a
+    database without marketplaces, a bootstrap marketplace is created and its all-scopes key
+    printed once (``API key: ohk_...``).
     """
     with database(settings) as dsn:
         applied = asyncio.run(apply_schema(dsn))
         print("schema applied" if applied else "schema is current", flush=True)
+        bootstrapped = asyncio.run(bootstrap_marketplace(dsn, settings.key_env))
+        if bootstrapped is not None:
+            marketplace, issued = bootstrapped
+            print(f"Created marketplace {marketplace.name!r} ({marketplace.id})", flush=True)
+            print(f"API key: {issued.key}", flush=True)
         sandbox = Sandbox(follow_wall_clock=True)
         providers = sandbox.provider_settings(f"http://{settings.host}:{settings.sandbox_port}")
         app = create_app(settings, dsn, public_config=sandbox_config(providers))
-        print(f"OFFER-HUB listening on http://{settings.host}:{settings.port}/api/v1", flush=True)
+        base_url = f"http://{settings.host}:{settings.port}/api/v1"
+        print(f"OFFER-HUB listening on {base_url}", flush=True)
+        print(f"API docs: {base_url}/docs", flush=True)
         print(f"Sandbox chain on {providers.control_url.removesuffix('/control')}", flush=True)
         servers = [
             _server(app, settings.host, settings.port),

@@ -3,10 +3,14 @@
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+MASTER_KEY_MIN_LENGTH = 24
 
 
 class SettingsError(ValueError):
@@ -25,6 +29,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_port: int = 4001
     pool_min_size: int = 2
     pool_max_size: int = 20
+    # Bootstrap credential (api.md 1.2): belongs to no marketplace; None disables it.
+    master_key: str | None = None
+    # Which chain the installation runs on; API keys say `live` only on mainnet.
+    network: Literal["sandbox", "testnet", "mainnet"] = "sandbox"
+    body_limit_bytes: int = 1024 * 1024
+    # Token bucket per API key (api.md 1.10); a rate of 0 turns rate limiting off.
+    rate_limit_per_s: int = 100
+    rate_limit_burst: int = 200
+    idempotency_retention_hours: int = 168
+    idempotency_lease_s: int = 60
+    idempotency_purge_interval_s: int = 3600
+
+    @property
+    def key_env(self) -> Literal["live", "test"]:
+        """The ``env`` part of API keys issued here: ``live`` on mainnet, ``test`` elsewhere."""
+        return "live" if self.network == "mainnet" else "test"
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, lowest: int, highest: int) -> int:
@@ -47,6 +67,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if database_url is not None and not database_url.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL must be a postgresql:// URL")
     pool_min_size = _int(env, "OFFERHUB_POOL_MIN_SIZE", 2, 1, 1000)
+    master_key = env.get("OFFERHUB_MASTER_KEY") or None
+    if master_key is not None and len(master_key) < MASTER_KEY_MIN_LENGTH:
+        raise SettingsError(
+            f"OFFERHUB_MASTER_KEY must be at least {MASTER_KEY_MIN_LENGTH} characters"
+        )
+    network = env.get("OFFERHUB_NETWORK", "sandbox")
+    if network not in ("sandbox", "testnet", "mainnet"):
+        raise SettingsError(f"OFFERHUB_NETWORK must be sandbox, testnet or mainnet: {network!r}")
     return Settings(
         database_url=database_url,
         data_dir=Path(env.get("OFFERHUB_DATA_DIR", ".offerhub")),
@@ -55,4 +83,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sandbox_port=_int(env, "OFFERHUB_SANDBOX_PORT", 4001, 1, 65535),
         pool_min_size=pool_min_size,
         pool_max_size=_int(env, "OFFERHUB_POOL_MAX_SIZE", 20, pool_min_size, 1000),
+        master_key=master_key,
+        network=network,  # type: ignore[arg-type]
+        body_limit_bytes=_int(env, "OFFERHUB_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 2**30),
+        rate_limit_per_s=_int(env, "OFFERHUB_RATE_LIMIT_PER_S", 100, 0, 1_000_000),
+        rate_limit_burst=_int(env, "OFFERHUB_RATE_LIMIT_BURST", 200, 1, 1_000_000),
+        idempotency_retention_hours=_int(env, "OFFERHUB_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 8760),
+        idempotency_lease_s=_int(env, "OFFERHUB_IDEMPOTENCY_LEASE_S", 60, 1, 3600),
+        idempotency_purge_interval_s=_int(
+            env, "OFFERHUB_IDEMPOTENCY_PURGE_INTERVAL_S", 3600, 1, 86400
+        ),
     )
