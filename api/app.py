@@ -29,6 +29,7 @@ from api.paths import API_PREFIX
 from api.rate_limit import TokenBucketLimiter, add_rate_limit_headers
 from api.request_id import add_request_id_header
 from api.routes import ROUTES
+from api.runtime import RuntimeFactory
 from api.settings import Settings
 from api.validation import check_declarations, check_request
 from api.version import VERSION
@@ -86,12 +87,15 @@ def create_app(
     *,
     public_config: Config,
     extra_routes: Sequence[HTTPRouteHandler] = (),
+    runtime: RuntimeFactory | None = None,
 ) -> Litestar:
     """Build the application for ``settings`` on the database at ``database_url``.
 
     The lifespan owns the connection pool and the idempotency purge task; the caller owns the
     database server and the providers, and describes them in ``public_config`` (served at
     ``/api/v1/config``). ``extra_routes`` are mounted under ``/api/v1`` beside the built-in ones.
+    ``runtime`` (providers, operation runner) is entered after the pool and left before it;
+    without it, routes that need a provider answer 503 PROVIDER_UNAVAILABLE.
     """
     handlers = [*ROUTES, *extra_routes]
     _check_routes(handlers)
@@ -104,7 +108,10 @@ def create_app(
         app.state.pool = pool
         purge = asyncio.create_task(purge_periodically(pool, settings.idempotency_purge_interval_s))
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if runtime is not None:
+                    app.state.runtime = await stack.enter_async_context(runtime(pool))
+                yield
         finally:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):

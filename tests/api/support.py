@@ -23,13 +23,16 @@ from api.database import read
 from api.errors import invalid
 from api.idempotency import Reply, run_mutation
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, page_of, page_request
+from api.runtime import provider_runtime
 from api.schemas import Amount, Currency, RequestStruct, ResponseStruct, amount_minor
 from api.serve import sandbox_config
 from api.settings import Settings
 from common.errors import OrderNotFound
 from common.ids import new_id
 from flows.events import emit
+from flows.runtime import sandbox_endpoints
 from providers.sandbox.app import Sandbox
+from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
 
 MASTER_KEY = "master-key-for-tests-0123456789"
 PUBLIC_CONFIG = sandbox_config(Sandbox().provider_settings("http://sandbox.test"))
@@ -268,3 +271,42 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+class SandboxApi(Api):
+    """An :class:`Api` whose app runs operations on an in-process sandbox."""
+
+    def __init__(self, client: httpx.AsyncClient, dsn: str, sandbox: Sandbox) -> None:
+        super().__init__(client, dsn)
+        self.sandbox = sandbox
+
+
+@contextlib.asynccontextmanager
+async def running_api_on_sandbox(
+    dsn: str, *, settings: Settings | None = None, wait_s: float = 10.0, seed: int = 3
+) -> AsyncIterator[SandboxApi]:
+    """The real app with its runtime: real clients to a sandbox, a background runner.
+
+    Requests that start an operation wait up to ``wait_s`` for it, as in production.
+    """
+    sandbox = Sandbox(seed=seed, start_s=1_800_000_000)
+    providers = sandbox.provider_settings("http://sandbox.test")
+    factory = provider_runtime(
+        sandbox_endpoints(providers),
+        keyring=MasterKeyring({1: bytes(range(32))}),
+        platform_seed=SecretSeed.from_keypair(sandbox.platform),
+        network_name="sandbox",
+        wait_s=wait_s,
+        poll_s=0.2,
+        transport=httpx.ASGITransport(app=sandbox.asgi_app()),
+    )
+    app = create_app(
+        settings or settings_for_tests(),
+        dsn,
+        public_config=sandbox_config(providers),
+        runtime=factory,
+    )
+    async with _lifespan(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield SandboxApi(client, dsn, sandbox)
