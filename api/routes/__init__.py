@@ -40,10 +40,15 @@ from typing import Final
 from litestar.handlers import HTTPRouteHandler
 
 from api.config import config
+from api.routes.disputes import DISPUTES_ROUTES
 from api.routes.docs import openapi_document
 from api.routes.health import health, readiness
 from api.routes.keys import create_api_key, list_keys, me, revoke_api_key_route
 from api.routes.marketplaces import create_marketplace, get_one_marketplace, list_all_marketplaces
+from api.routes.orders import ORDERS_ROUTES
+from api.routes.topups import TOPUPS_ROUTES
+from api.routes.users import USERS_ROUTES
+from api.routes.withdrawals import WITHDRAWALS_ROUTES
 
 __all__ = ["ROUTES"]
 
@@ -59,4 +64,9 @@ ROUTES: Final[tuple[HTTPRouteHandler, ...]] = (
     list_keys,
     revoke_api_key_route,
     me,
+    *USERS_ROUTES,
+    *ORDERS_ROUTES,
+    *DISPUTES_ROUTES,
+    *TOPUPS_ROUTES,
+    *WITHDRAWALS_ROUTES,
 )
