@@ -2,21 +2,34 @@
 
 import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import asyncpg
 import uvicorn
 
 from api.app import VERSION, create_app
 from api.bootstrap import bootstrap_marketplace
-from api.config import Asset, Config, Pagination, PublicProviders, SandboxUrls
+from api.config import (
+    Asset,
+    Config,
+    Idempotency,
+    Operations,
+    Pagination,
+    PublicProviders,
+    SandboxUrls,
+)
+from api.provider_settings import load_provider_endpoints
+from api.runtime import load_or_create_keyring, provider_runtime
 from api.settings import Settings
+from flows.runtime import sandbox_endpoints
 from ledger.local_postgres import LocalPostgres
 from ledger.schema import migrate
 from providers.sandbox.app import Sandbox, SandboxProviderSettings
+from providers.stellar.wallet_keys import SecretSeed
 
-__all__ = ["apply_schema", "database", "sandbox_config", "serve"]
+__all__ = ["apply_schema", "database", "network_config", "sandbox_config", "serve"]
 
 
 @contextlib.contextmanager
@@ -42,25 +55,36 @@ async def apply_schema(dsn: str) -> bool:
         await conn.close()
 
 
-def sandbox_config(providers: SandboxProviderSettings) -> Config:
+def sandbox_config(providers: SandboxProviderSettings, settings: Settings | None = None) -> Config:
     """The public configuration of an installation running on the sandbox chain."""
+    sandbox = SandboxUrls(
+        horizon_url=providers.horizon_url,
+        trustless_work_url=providers.trustless_work.base_url,
+        airtm_url=providers.airtm.base_url,
+        control_url=providers.control_url,
+    )
+    return _config(settings or Settings(), "sandbox", providers.usdc_issuer, sandbox)
+
+
+def network_config(settings: Settings, usdc_issuer: str) -> Config:
+    """The public configuration of an installation on Stellar testnet or mainnet."""
+    return _config(settings, settings.network, usdc_issuer, None)
+
+
+def _config(
+    settings: Settings, network: str, usdc_issuer: str, sandbox: SandboxUrls | None
+) -> Config:
     return Config(
         version=VERSION,
-        network="sandbox",
+        network=network,
         currencies=["USD"],
-        asset=Asset(code="USDC", issuer=providers.usdc_issuer),
+        asset=Asset(code="USDC", issuer=usdc_issuer),
         providers=PublicProviders(
-            chain="stellar",
-            escrow="trustless_work",
-            fiat="airtm",
-            sandbox=SandboxUrls(
-                horizon_url=providers.horizon_url,
-                trustless_work_url=providers.trustless_work.base_url,
-                airtm_url=providers.airtm.base_url,
-                control_url=providers.control_url,
-            ),
+            chain="stellar", escrow="trustless_work", fiat="airtm", sandbox=sandbox
         ),
         pagination=Pagination(),
+        idempotency=Idempotency(retention_hours=settings.idempotency_retention_hours),
+        operations=Operations(wait_seconds=settings.operation_wait_s),
     )
 
 
@@ -94,14 +118,16 @@ def _server(app: Callable[..., Awaitable[None]], host: str, port: int) -> uvicor
     return _SharedSignalServer(config)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
     """Start the database (unless configured), apply the schema and serve until stopped.
 
-    No real provider can be configured yet, so the sandbox chain always serves on
-    ``settings.sandbox_port`` under ``/_sandbox`` and ``/config`` reports its URLs. On a
+    With no real provider configured (``OFFERHUB_HORIZON_URL`` unset), the sandbox chain serves
+    on ``settings.sandbox_port`` under ``/_sandbox`` and ``/config`` reports its URLs. On a
     database without marketplaces, a bootstrap marketplace is created and its all-scopes key
-    printed once (``API key: ohk_...``).
+    printed once (``API key: ohk_...``). The operation runner works in the API process.
     """
+    real = load_provider_endpoints(os.environ if environ is None else environ)
+    keyring = load_or_create_keyring(settings.data_dir, settings.wallet_master_keys)
     with database(settings) as dsn:
         applied = asyncio.run(apply_schema(dsn))
         print("schema applied" if applied else "schema is current", flush=True)
@@ -110,16 +136,29 @@ def serve(settings: Settings) -> int:
             marketplace, issued = bootstrapped
             print(f"Created marketplace {marketplace.name!r} ({marketplace.id})", flush=True)
             print(f"API key: {issued.key}", flush=True)
-        sandbox = Sandbox(follow_wall_clock=True)
-        providers = sandbox.provider_settings(f"http://{settings.host}:{settings.sandbox_port}")
-        app = create_app(settings, dsn, public_config=sandbox_config(providers))
+        servers: list[uvicorn.Server] = []
+        if real is None:
+            sandbox = Sandbox(follow_wall_clock=True)
+            providers = sandbox.provider_settings(f"http://{settings.host}:{settings.sandbox_port}")
+            endpoints = sandbox_endpoints(providers)
+            platform_seed = SecretSeed.from_keypair(sandbox.platform)
+            public_config = sandbox_config(providers, settings)
+            servers.append(_server(sandbox.asgi_app(), settings.host, settings.sandbox_port))
+            print(f"Sandbox chain on {providers.control_url.removesuffix('/control')}", flush=True)
+        else:
+            endpoints, platform_seed = real
+            public_config = network_config(settings, endpoints.usdc_issuer)
+        runtime = provider_runtime(
+            endpoints,
+            keyring=keyring,
+            platform_seed=platform_seed,
+            network_name=settings.network,
+            wait_s=settings.operation_wait_s,
+        )
+        app = create_app(settings, dsn, public_config=public_config, runtime=runtime)
         base_url = f"http://{settings.host}:{settings.port}/api/v1"
         print(f"OFFER-HUB listening on {base_url}", flush=True)
         print(f"API docs: {base_url}/docs", flush=True)
-        print(f"Sandbox chain on {providers.control_url.removesuffix('/control')}", flush=True)
-        servers = [
-            _server(app, settings.host, settings.port),
-            _server(sandbox.asgi_app(), settings.host, settings.sandbox_port),
-        ]
+        servers.insert(0, _server(app, settings.host, settings.port))
         asyncio.run(_serve_all(servers))
     return 0

@@ -40,6 +40,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_retention_hours: int = 168
     idempotency_lease_s: int = 60
     idempotency_purge_interval_s: int = 3600
+    # Wallet seed master keys "1:<base64>,2:<base64>"; unset: a key file in data_dir.
+    wallet_master_keys: str | None = None
+    # How long a request waits for its durable operation before answering 202 (api.md 1.9).
+    operation_wait_s: int = 20
+
+    def __repr__(self) -> str:
+        # The master key and wallet keys are secrets: never print them with the settings.
+        return (
+            f"Settings(database_url={'set' if self.database_url else None}, "
+            f"data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port}, "
+            f"network={self.network!r})"
+        )
 
     @property
     def key_env(self) -> Literal["live", "test"]:
@@ -93,4 +105,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idempotency_purge_interval_s=_int(
             env, "OFFERHUB_IDEMPOTENCY_PURGE_INTERVAL_S", 3600, 1, 86400
         ),
+        wallet_master_keys=env.get("OFFERHUB_WALLET_MASTER_KEYS") or None,
+        operation_wait_s=_int(env, "OFFERHUB_OPERATION_WAIT_S", 20, 0, 300),
     )
