@@ -37,7 +37,8 @@ async def test_deploy_fund_and_release_two_milestones_pays_seller_and_fees(
         world.sandbox.platform.public_key: 50_000_000,
         world.settings.trustless_work_fee_address: 3_000_000,
     }
-    assert escrow.milestones[0].approved and escrow.milestones[1].approved
+    assert escrow.milestones[0].approved
+    assert escrow.milestones[1].approved
     submissions = await world.submissions(row["id"])
     # Two status changes, two approvals, one release: each sent once and confirmed.
     assert [s["status"] for s in submissions] == ["CONFIRMED"] * 5
@@ -55,7 +56,8 @@ async def test_refund_disputes_then_pays_the_buyer_net_of_fees(pool: asyncpg.Poo
     assert paid[deal.buyer.public_key] == 947_000_000
     assert sum(paid.values()) == AMOUNT
     escrow = world.sandbox.trustless_work.escrows[deal.contract_id or ""]
-    assert escrow.flags.resolved and not escrow.flags.disputed
+    assert escrow.flags.resolved
+    assert not escrow.flags.disputed
 
 
 async def test_split_resolution_pays_both_parties_pro_rata(pool: asyncpg.Pool) -> None:

@@ -90,9 +90,7 @@ def _comparable(deal: Deal, row: dict[str, Any]) -> dict[str, Any]:
     if deal.contract_id is None:
         deal.contract_id = row["payload"]["contract_id"]
     snapshot = deal.snapshot()
-    snapshot["transfers"] = sorted(
-        t["amount_minor"] for t in row["payload"].get("transfers", ())
-    )
+    snapshot["transfers"] = sorted(t["amount_minor"] for t in row["payload"].get("transfers", ()))
     return snapshot
 
 
