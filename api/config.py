@@ -128,13 +128,12 @@ def check_amount_limit(kind: str, amount_minor: int, field: str = "amount") -> N
     """Refuse an amount outside the published limits of ``kind`` (order, topup, withdrawal).
 
     Raises:
-        InvalidAmount: ``details {field, min, max}``.
+        InvalidAmount: ``details {min, max}`` (api.md 1.6); the message names the field.
     """
     low, high = AMOUNT_LIMITS[kind]
     if not low <= amount_minor <= high:
         raise InvalidAmount(
             f"{field} must be between {format_amount(low)} and {format_amount(high)}",
-            field=field,
             min=format_amount(low),
             max=format_amount(high),
         )

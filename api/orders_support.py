@@ -15,14 +15,13 @@ import asyncpg
 import msgspec
 from litestar import Request
 
+from api.config import AMOUNT_LIMITS, check_amount_limit
 from api.database import read
 from api.errors import invalid
 from api.idempotency import Reply
 from api.paths import API_PREFIX
 from api.runtime import AppRuntime
 from api.schemas.orders import order_out
-from common.errors import InvalidAmount
-from common.money import format_amount, parse_amount
 from flows import orders
 from flows.order_views import Order, operation_error
 from flows.queries.operations import Operation, OperationStatus
@@ -42,8 +41,8 @@ __all__ = [
 
 # The order limits of api.md 1.6 until /config publishes its own (the domain enforces none):
 # one cent up to one million USD.
-ORDER_AMOUNT_MIN_MINOR: Final = parse_amount("0.01")
-ORDER_AMOUNT_MAX_MINOR: Final = parse_amount("1000000")
+# The published limits (/config); one table in api.config.
+ORDER_AMOUNT_MIN_MINOR, ORDER_AMOUNT_MAX_MINOR = AMOUNT_LIMITS["order"]
 METADATA_BYTES_MAX: Final = 8 * 1024
 
 # RFC 3339 with a time and a zone (api.md 1.7); a date alone is refused.
@@ -59,12 +58,7 @@ def order_location(order_id: str) -> str:
 
 def check_order_amount(amount_minor: int) -> None:
     """400 ``INVALID_AMOUNT`` with ``details {min, max}`` outside the order limits."""
-    if not ORDER_AMOUNT_MIN_MINOR <= amount_minor <= ORDER_AMOUNT_MAX_MINOR:
-        raise InvalidAmount(
-            "the order amount is outside the limits",
-            min=format_amount(ORDER_AMOUNT_MIN_MINOR),
-            max=format_amount(ORDER_AMOUNT_MAX_MINOR),
-        )
+    check_amount_limit("order", amount_minor)
 
 
 def check_metadata(metadata: dict[str, Any] | None, field: str = "metadata") -> None:
