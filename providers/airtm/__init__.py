@@ -5,6 +5,7 @@ Flows depend on ``port``; ``client`` and ``webhooks`` are the adapters wired in 
 
 from providers.airtm.client import AirtmClient, AirtmSettings
 from providers.airtm.port import (
+    AirtmUser,
     Balance,
     FiatProvider,
     Payin,
@@ -25,6 +26,7 @@ from providers.airtm.webhooks import (
 __all__ = [
     "AirtmClient",
     "AirtmSettings",
+    "AirtmUser",
     "Balance",
     "FiatProvider",
     "Payin",

@@ -27,6 +27,7 @@ import msgspec
 from providers.airtm import wire
 from providers.airtm.amounts import AirtmAmountError
 from providers.airtm.port import (
+    AirtmUser,
     Balance,
     Payin,
     PayinCreate,
@@ -38,7 +39,7 @@ from providers.airtm.port import (
 )
 from providers.errors import ProviderRejected, ProviderResponseInvalid, ProviderUnavailable
 
-__all__ = ["AirtmClient", "AirtmSettings"]
+__all__ = ["AirtmClient", "AirtmSettings", "is_not_found"]
 
 PROVIDER: Final = "airtm"
 PAYIN_CODE_EXISTS: Final = "415029"
@@ -48,7 +49,9 @@ PAYOUT_CODE_EXISTS: Final = "415056"
 PAYOUT_NOT_FOUND: Final = "415005"
 PAYOUT_ALREADY_PROCESSED: Final = "415027"
 PAYOUT_CANNOT_CANCEL: Final = "415055"
-_NOT_FOUND_REASONS: Final = frozenset({PAYIN_NOT_FOUND, PAYOUT_NOT_FOUND})
+RECIPIENT_NOT_FOUND: Final = "415059"
+# 415059 is Airtm's "no account with this email", whatever HTTP status carries it.
+_NOT_FOUND_REASONS: Final = frozenset({PAYIN_NOT_FOUND, PAYOUT_NOT_FOUND, RECIPIENT_NOT_FOUND})
 _RETRYABLE_4XX: Final = frozenset({408, 429})
 
 T = TypeVar("T")
@@ -332,6 +335,12 @@ class AirtmClient:
     async def me_balance(self) -> Balance:
         """Read the enterprise balance."""
         return await self._fetch("GET", "/me/balance", wire.BALANCE_DECODER, wire.balance_from_wire)
+
+    async def get_user_by_email(self, email: str) -> AirtmUser:
+        """Read the Airtm account behind ``email`` (404 / ``is_not_found`` when there is none)."""
+        # safe="" so "@", "+" and "/" travel encoded: one path segment, never a query or a space.
+        path = f"/users/{quote(email, safe='')}"
+        return await self._fetch("GET", path, wire.USER_DECODER, wire.user_from_wire)
 
 
 def _payout_matches(payout: Payout, request: PayoutCreate) -> bool:

@@ -3,7 +3,8 @@
 Amounts are integer minor units (scale 7) and must be whole cents, because Airtm carries only
 2 decimals. Every mutating call is idempotent: creates are keyed by the Airtm ``code`` (unique
 per enterprise, our ``topup_…``/``wd_…`` id), and commit/cancel by the Airtm resource id.
-Calls raise only the provider errors of ``providers.errors``.
+Calls raise only the provider errors of ``providers.errors``. Users are looked up by email
+(payouts are addressed by email; linking checks the account first, providers.md 4.1).
 """
 
 from enum import StrEnum
@@ -14,6 +15,7 @@ import msgspec
 from providers.airtm.amounts import CENT_MINOR
 
 __all__ = [
+    "AirtmUser",
     "Balance",
     "FiatProvider",
     "Payin",
@@ -182,6 +184,20 @@ class Balance(msgspec.Struct, frozen=True, kw_only=True):
     pending_minor: int
 
 
+class AirtmUser(msgspec.Struct, frozen=True, kw_only=True):
+    """An Airtm account as ``GET /users/{email}`` reports it.
+
+    ``status`` is Airtm's text as given (``"active"`` or ``"inactive"``): only an active account
+    can receive payouts, so callers compare it themselves rather than trust a mapping here.
+    """
+
+    id: str
+    email: str
+    status: str
+    is_verified: bool
+    country: str | None = None
+
+
 class FiatProvider(Protocol):
     """Fiat top-ups (payins) and withdrawals (payouts) through Airtm."""
 
@@ -232,4 +248,13 @@ class FiatProvider(Protocol):
 
     async def me_balance(self) -> Balance:
         """Read the enterprise balance (available and pending)."""
+        ...
+
+    async def get_user_by_email(self, email: str) -> AirtmUser:
+        """Read the Airtm account behind ``email``.
+
+        Raises:
+            ProviderRejected: status 404 (``client.is_not_found``) when no account has it.
+            ProviderUnavailable: Airtm could not answer; the read may be retried.
+        """
         ...

@@ -11,6 +11,7 @@ import msgspec
 
 from providers.airtm.amounts import airtm_to_minor, minor_to_airtm
 from providers.airtm.port import (
+    AirtmUser,
     Balance,
     Payin,
     PayinCreate,
@@ -28,12 +29,14 @@ __all__ = [
     "EVENTS_DECODER",
     "PAYIN_DECODER",
     "PAYOUT_DECODER",
+    "USER_DECODER",
     "WEBHOOK_DECODER",
     "WireBalance",
     "WireError",
     "WirePayin",
     "WirePayout",
     "WirePayoutEvent",
+    "WireUser",
     "WireWebhook",
     "balance_from_wire",
     "events_from_wire",
@@ -41,6 +44,7 @@ __all__ = [
     "payin_request_body",
     "payout_from_wire",
     "payout_request_body",
+    "user_from_wire",
 ]
 
 
@@ -133,6 +137,17 @@ class WireBalance(_Wire, frozen=True):
     pending: Decimal
 
 
+class WireUser(_Wire, frozen=True):
+    """``GET /users/{email}``; ``firstName``/``lastName`` are not used and so not declared."""
+
+    id: str
+    status: str
+    primary_email: str
+    # Absent means not verified: linking needs Airtm to say yes, never a default yes.
+    is_verified: bool = False
+    country: str | None = None
+
+
 class WireError(_Wire, frozen=True):
     """Airtm's error body ``{code, message, data?}``."""
 
@@ -152,6 +167,7 @@ PAYIN_DECODER = msgspec.json.Decoder(WirePayin)
 PAYOUT_DECODER = msgspec.json.Decoder(WirePayout)
 EVENTS_DECODER = msgspec.json.Decoder(list[WirePayoutEvent])
 BALANCE_DECODER = msgspec.json.Decoder(WireBalance)
+USER_DECODER = msgspec.json.Decoder(WireUser)
 ERROR_DECODER = msgspec.json.Decoder(WireError)
 WEBHOOK_DECODER = msgspec.json.Decoder(WireWebhook)
 
@@ -246,4 +262,15 @@ def balance_from_wire(wire: WireBalance) -> Balance:
     return Balance(
         available_minor=airtm_to_minor(wire.available),
         pending_minor=airtm_to_minor(wire.pending),
+    )
+
+
+def user_from_wire(wire: WireUser) -> AirtmUser:
+    """Convert an Airtm account; ``status`` is kept as Airtm wrote it."""
+    return AirtmUser(
+        id=wire.id,
+        email=wire.primary_email,
+        status=wire.status,
+        is_verified=wire.is_verified,
+        country=wire.country,
     )

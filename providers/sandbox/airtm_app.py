@@ -3,7 +3,8 @@
 Routes, under a configurable prefix (``/_sandbox/airtm`` in ``offerhub serve``):
 ``POST/GET/DELETE /payins``, ``GET /payins/by-code/{code}``, ``POST /payouts``,
 ``POST /payouts/{id}/commit`` (204, empty body), ``GET/DELETE /payouts/{id}``,
-``GET /payouts/by-code/{code}``, ``GET /payouts/{id}/events`` and ``GET /me/balance``.
+``GET /payouts/by-code/{code}``, ``GET /payouts/{id}/events``, ``GET /me/balance`` and
+``GET /users/{email}`` (the email URL-encoded; 404 / 415059 when no account has it).
 
 A small ASGI gate in front of the Litestar routes does what Airtm's edge does before a handler
 runs: injected faults (service ``"airtm"``), Basic auth (401 / 415904) and the optional
@@ -31,6 +32,7 @@ from providers.sandbox.airtm_records import (
     iso_time,
     render_payin,
     render_payout,
+    render_user,
 )
 from providers.sandbox.airtm_state import AirtmState
 from providers.sandbox.clock import SandboxClock
@@ -178,6 +180,18 @@ async def me_balance(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json(view)
 
 
+@get("/users/{email:path}")
+async def get_user(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Read an account by email.
+
+    The ASGI path arrives percent-decoded, so an email holding ``/`` (legal, if rare) spans
+    several segments: a ``path`` parameter takes them all, with a leading ``/`` to drop.
+    """
+    airtm = _state(request)
+    email = str(request.path_params["email"]).removeprefix("/")
+    return _json(render_user(airtm.user(email)))
+
+
 def _airtm_error(_: Request[Any, Any, Any], error: AirtmError) -> Response[bytes]:
     return _json(ErrorView(code=error.code, message=error.message), error.http_status)
 
@@ -295,6 +309,7 @@ def create_airtm_app(
             get_payout_events,
             cancel_payout,
             me_balance,
+            get_user,
         ],
     )
     app = Litestar(

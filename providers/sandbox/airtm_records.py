@@ -29,10 +29,12 @@ __all__ = [
     "PayoutCreateBody",
     "PayoutRecord",
     "SandboxUser",
+    "UserView",
     "airtm_fee_minor",
     "iso_time",
     "render_payin",
     "render_payout",
+    "render_user",
     "wire_minor",
 ]
 
@@ -183,6 +185,18 @@ class BalanceView(_Camel, frozen=True):
     pending: Decimal
 
 
+class UserView(_Camel, frozen=True):
+    """``GET /users/{email}``: every field is sent, ``country`` as ``null`` when unknown."""
+
+    id: str
+    status: str
+    primary_email: str
+    first_name: str
+    last_name: str
+    country: str | None
+    is_verified: bool
+
+
 class ErrorView(_Camel, frozen=True):
     """The error body."""
 
@@ -216,6 +230,9 @@ class SandboxUser(msgspec.Struct, kw_only=True):
     email: str
     status: str = "active"
     country: str = "AR"
+    is_verified: bool = True
+    first_name: str = "Sandbox"
+    last_name: str = "User"
 
 
 class ItemRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -342,4 +359,17 @@ def render_payout(record: PayoutRecord) -> PayoutView:
         airtm_user_id=record.user_id,
         reason_code=record.reason_code,
         reason_description=record.reason_description,
+    )
+
+
+def render_user(user: SandboxUser) -> UserView:
+    """Build the JSON shape of an Airtm account."""
+    return UserView(
+        id=user.id,
+        status=user.status,
+        primary_email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        country=user.country,
+        is_verified=user.is_verified,
     )

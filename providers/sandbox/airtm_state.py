@@ -67,6 +67,13 @@ class AirtmState:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def user(self, email: str) -> SandboxUser:
+        """Return the account of ``email``, matched case-insensitively (415059 when unknown)."""
+        user = self.users.get(email.casefold())
+        if user is None:
+            raise AirtmError(415059, "User not found")
+        return user
+
     def payin(self, payin_id: str) -> PayinRecord:
         """Return a payin by id (415031 when unknown)."""
         self.expire_due()
@@ -188,9 +195,17 @@ class AirtmState:
 
     # -- test-driven transitions ---------------------------------------------------------
 
-    def add_user(self, email: str, *, status: str = "active", country: str = "AR") -> SandboxUser:
+    def add_user(
+        self, email: str, *, status: str = "active", country: str = "AR", is_verified: bool = True
+    ) -> SandboxUser:
         """Register an Airtm account (``status`` ``inactive`` cannot receive payouts)."""
-        user = SandboxUser(id=self._new_uuid(), email=email, status=status, country=country)
+        user = SandboxUser(
+            id=self._new_uuid(),
+            email=email,
+            status=status,
+            country=country,
+            is_verified=is_verified,
+        )
         self.users[email.casefold()] = user
         return user
 

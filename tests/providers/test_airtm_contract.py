@@ -16,6 +16,7 @@ from providers.airtm import (
     PayoutCreate,
     PayoutStatus,
 )
+from providers.airtm.client import is_not_found
 from providers.errors import ProviderRejected, ProviderUnavailable
 from providers.sandbox.airtm_app import AirtmSandboxSettings, create_airtm_app
 from providers.sandbox.airtm_state import DAY_S, AirtmState
@@ -305,3 +306,56 @@ async def test_pending_payout_expires_after_90_days(client: AirtmClient, state: 
 
     assert (await client.get_payout(created.id)).status is PayoutStatus.CANCELED
     assert (await client.me_balance()).available_minor == 1_000 * UNIT_MINOR
+
+
+async def test_user_lookup_finds_the_account_case_insensitively(
+    client: AirtmClient, state: AirtmState
+) -> None:
+    stored = state.users[BOB]
+
+    user = await client.get_user_by_email("Bob@Example.COM")
+
+    assert (user.id, user.email, user.status) == (stored.id, BOB, "active")
+    assert (user.is_verified, user.country) == (True, "AR")
+
+
+async def test_user_lookup_of_an_unknown_email_is_not_found(client: AirtmClient) -> None:
+    with pytest.raises(ProviderRejected) as caught:
+        await client.get_user_by_email("nobody@example.com")
+
+    assert (caught.value.status_code, caught.value.reason) == (404, "415059")
+    assert is_not_found(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("email", "status", "is_verified"),
+    [
+        ("idle@example.com", "inactive", True),
+        ("anon@example.com", "active", False),
+        ("a+b@example.com", "active", True),
+        ("o'neil.x%y@example.com", "active", True),
+        ("a/b?c#d e@example.com", "active", True),
+    ],
+)
+async def test_user_lookup_reports_status_verification_and_encodes_the_email(
+    client: AirtmClient, state: AirtmState, email: str, status: str, is_verified: bool
+) -> None:
+    state.add_user("a@example.com")  # "+" must not turn into a space or match a neighbour
+    stored = state.add_user(email, status=status, is_verified=is_verified, country="UY")
+
+    user = await client.get_user_by_email(email)
+
+    assert (user.id, user.email, user.status) == (stored.id, email, status)
+    assert (user.is_verified, user.country) == (is_verified, "UY")
+
+
+async def test_user_lookup_goes_through_the_fault_gate(
+    client: AirtmClient, faults: FaultRules
+) -> None:
+    faults.add("airtm", "GET", "/users/", "status:503")
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        await client.get_user_by_email(BOB)
+
+    assert caught.value.status_code == 503
+    assert (await client.get_user_by_email(BOB)).email == BOB

@@ -273,3 +273,56 @@ async def test_settings_repr_hides_credentials() -> None:
 
     assert "k-7Hq2" not in repr(settings)
     assert "s-9Zx4" not in repr(settings)
+
+
+USER_ANSWER = (
+    b'{"id": "6f1c2d3e-0000-4000-8000-000000000001", "status": "inactive",'
+    b' "primaryEmail": "a+b@example.com", "firstName": "Ana", "lastName": "B",'
+    b' "country": "AR", "isVerified": true, "createdAt": "2024-01-02T03:04:05.000Z"}'
+)
+
+
+async def test_user_lookup_encodes_the_email_and_decodes_the_account() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=USER_ANSWER)
+
+    user = await make_client(handler).get_user_by_email("a+b@example.com")
+
+    (request,) = seen
+    assert request.method == "GET"
+    assert request.url.raw_path == b"/v2/users/a%2Bb%40example.com"
+    assert (user.id, user.email) == ("6f1c2d3e-0000-4000-8000-000000000001", "a+b@example.com")
+    assert (user.status, user.is_verified, user.country) == ("inactive", True, "AR")
+
+
+async def test_user_without_is_verified_counts_as_unverified() -> None:
+    content = USER_ANSWER.replace(b' "country": "AR", "isVerified": true,', b"")
+    client = make_client(lambda _: httpx.Response(200, content=content))
+
+    user = await client.get_user_by_email("a+b@example.com")
+
+    assert (user.is_verified, user.country) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (httpx.Response(404, content=b'{"code": 415059, "message": "User not found"}'), None),
+        (httpx.Response(200, content=b'{"id": "u1", "status": "active"}'), ProviderResponseInvalid),
+        (answer(503, retry_after="3"), ProviderUnavailable),
+    ],
+)
+async def test_user_lookup_failures_go_through_the_one_conversion(
+    response: httpx.Response, error: type[Exception] | None
+) -> None:
+    client = make_client(lambda _: response)
+
+    with pytest.raises(error or ProviderRejected) as caught:
+        await client.get_user_by_email("nobody@example.com")
+
+    if error is None:
+        assert isinstance(caught.value, ProviderRejected)
+        assert (caught.value.status_code, caught.value.reason) == (404, "415059")
