@@ -41,9 +41,7 @@ REQUIRED: Final = (
 def _checked_address(env: Mapping[str, str], name: str, *, contract: bool = False) -> str:
     value = env[name]
     valid = (
-        StrKey.is_valid_contract(value)
-        if contract
-        else StrKey.is_valid_ed25519_public_key(value)
+        StrKey.is_valid_contract(value) if contract else StrKey.is_valid_ed25519_public_key(value)
     )
     if not valid:
         kind = "a contract id (C...)" if contract else "a Stellar account (G...)"
@@ -85,14 +83,10 @@ def load_provider_endpoints(
             deployer_contract_id=_checked_address(
                 env, "OFFERHUB_TRUSTLESS_WORK_DEPLOYER_ID", contract=True
             ),
-            trustless_work_fee_address=_checked_address(
-                env, "OFFERHUB_TRUSTLESS_WORK_FEE_ADDRESS"
-            ),
+            trustless_work_fee_address=_checked_address(env, "OFFERHUB_TRUSTLESS_WORK_FEE_ADDRESS"),
             policy=XdrPolicy(
                 network_passphrase=passphrase,
-                token_contract_id=_checked_address(
-                    env, "OFFERHUB_USDC_CONTRACT_ID", contract=True
-                ),
+                token_contract_id=_checked_address(env, "OFFERHUB_USDC_CONTRACT_ID", contract=True),
             ),
         ),
     )
