@@ -21,6 +21,7 @@ from common.errors import (
 from common.ids import new_id
 from common.money import format_amount
 from flows.events import emit
+from flows.queries import topups as topup_queries
 from flows.queries import users as user_queries
 from flows.transitions import Actor
 from ledger import (
@@ -133,7 +134,6 @@ async def get_balance(
     marketplace_id: str,
     user_id: str,
     as_of: datetime | None = None,
-    pending_deposits: int = 0,
 ) -> BalanceView:
     """The user's balance now, or as it was at ``as_of``, from the ledger alone.
 
@@ -143,10 +143,6 @@ async def get_balance(
         marketplace_id: The caller's marketplace.
         user_id: The user; ``UserNotFound(field="user_id")`` when unknown.
         as_of: Read the balance as of this time (history rows, not the counters).
-        pending_deposits: Top-ups in ``TOPUP_PROCESSING``, passed in by the caller.
-            TODO(topups): read it here from the ``topups`` table (status
-            ``TOPUP_PROCESSING``; ``flows.queries.topups.processing_total_minor`` is being
-            written alongside) once that module has landed; until then callers pass it.
 
     Returns:
         Zeros for a user without postings; ``updated_at`` is the last posting (or the
@@ -155,6 +151,13 @@ async def get_balance(
     user = await user_queries.get_user(conn, marketplace_id, user_id)
     if user is None:
         raise UserNotFound(field="user_id")
+    # Top-ups in TOPUP_PROCESSING: shown beside the balance, not spendable, not in total.
+    if as_of is None:
+        pending_deposits = await topup_queries.processing_total_minor(conn, marketplace_id, user_id)
+    else:
+        pending_deposits = await topup_queries.processing_total_at(
+            conn, marketplace_id, user_id, as_of
+        )
     zero = AccountBalance(posted=0, reserved=0, available=0, incoming=0)
     try:
         account = await get_account_by_code(

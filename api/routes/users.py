@@ -25,7 +25,7 @@ from api.orders_support import status_filter, time_filter
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, PageInfo, page_of, page_request
 from api.paths import API_PREFIX, canonical_path
 from api.provider_errors import provider_call
-from api.queries.users import processing_total_at, transfers_by_hash
+from api.queries.users import transfers_by_hash
 from api.runtime import get_runtime
 from api.schemas import amount_minor
 from api.schemas.users import (
@@ -48,7 +48,6 @@ from common.errors import AppError, UserNotFound
 from flows import users
 from flows.balances import CURRENCY, adjust_balance, get_balance
 from flows.queries import users as user_queries
-from flows.queries.topups import processing_total_minor
 from flows.queries.wallets import Wallet as WalletRow
 from flows.users import DepositInstructions
 from ledger import user_account
@@ -285,17 +284,7 @@ async def get_user_balance(
     moment: datetime | None = time_filter("as_of", as_of)
 
     async def fetch(conn: asyncpg.Connection) -> Balance:
-        if moment is None:
-            pending = await processing_total_minor(conn, caller.tenant, user_id)
-        else:
-            pending = await processing_total_at(conn, caller.tenant, user_id, moment)
-        view = await get_balance(
-            conn,
-            marketplace_id=caller.tenant,
-            user_id=user_id,
-            as_of=moment,
-            pending_deposits=pending,
-        )
+        view = await get_balance(conn, marketplace_id=caller.tenant, user_id=user_id, as_of=moment)
         return balance_out(view)
 
     return await read(request, fetch)

@@ -17,6 +17,7 @@ __all__ = [
     "mark_completed",
     "mark_credited",
     "mark_delivered",
+    "processing_total_at",
     "processing_total_minor",
     "set_failure",
     "set_payin_fields",
@@ -157,6 +158,20 @@ UNDELIVERED_TOTAL: Final[LiteralString] = """
 SELECT COALESCE(sum(amount_minor), 0)::bigint FROM topups
 WHERE marketplace_id = $1 AND ($2::text IS NULL OR user_id = $2)
     AND credit_transfer_id IS NOT NULL AND delivered_at IS NULL
+"""
+
+# Top-ups of the user whose latest transition at or before $3 entered TOPUP_PROCESSING: the
+# pending deposits of a past balance (topups_by_user, state_transitions_by_resource).
+PROCESSING_TOTAL_AT: Final[LiteralString] = """
+SELECT COALESCE(sum(t.amount_minor), 0)::bigint FROM topups AS t
+WHERE t.marketplace_id = $1 AND t.user_id = $2 AND t.created_at <= $3
+    AND (
+        SELECT s.to_status FROM state_transitions AS s
+        WHERE s.marketplace_id = t.marketplace_id AND s.resource_id = t.id
+            AND s.occurred_at <= $3
+        ORDER BY s.id DESC
+        LIMIT 1
+    ) = 'TOPUP_PROCESSING'
 """
 
 # Top-ups in TOPUP_PROCESSING: the Balance's pending_deposits (api.md 4).
@@ -306,3 +321,10 @@ async def processing_total_minor(
 ) -> int:
     """The user's top-ups in TOPUP_PROCESSING (not spendable, not in ``total``)."""
     return int(await conn.fetchval(PROCESSING_TOTAL, marketplace_id, user_id))
+
+
+async def processing_total_at(
+    conn: asyncpg.Connection, marketplace_id: str, user_id: str, as_of: datetime
+) -> int:
+    """Minor units of the user's top-ups that were in TOPUP_PROCESSING at ``as_of``."""
+    return int(await conn.fetchval(PROCESSING_TOTAL_AT, marketplace_id, user_id, as_of))

@@ -280,3 +280,7 @@ async def test_pending_deposits_count_top_ups_in_processing_now_and_as_of(
     assert awaiting.json()["pending_deposits"] == "0.00"
     paying = await api.get(path, admin, as_of=format_time(processing + timedelta(seconds=1)))
     assert paying.json()["pending_deposits"] == "25.00"
+    # The balance an adjustment answers with is the same read, pending deposits included.
+    adjusted = await _adjust(api, admin, user_id, "CREDIT", "1")
+    assert adjusted.status_code == 201, adjusted.text
+    assert adjusted.json()["balance"]["pending_deposits"] == "25.00"
