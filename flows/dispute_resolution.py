@@ -13,6 +13,7 @@ import asyncpg
 
 from common.errors import DisputeNotFound, InvalidAmount, InvalidRequest, InvalidTransition
 from common.money import format_amount
+from common.times import format_time
 from flows.disputes import ResolutionStarted, emit_dispute, fire_dispute, view
 from flows.operations import Registry, start_operation
 from flows.order_settlement import EscrowAddresses, Share, conclude_settlement, settle_escrow
@@ -21,7 +22,6 @@ from flows.order_support import (
     lock_order,
     party_wallets,
     require_status,
-    timestamp,
 )
 from flows.queries import disputes as queries
 from flows.queries import escrows as escrow_queries
@@ -260,7 +260,7 @@ async def _emit_resolved(conn: asyncpg.Connection, dispute: DisputeRow) -> None:
             "refund_amount": format_amount(dispute.refund_amount_minor),
             "decision_note": dispute.decision_note,
             "resolved_by": dispute.resolved_by,
-            "resolved_at": timestamp(dispute.resolved_at),
+            "resolved_at": format_time(dispute.resolved_at),
         },
     )
 

@@ -14,12 +14,12 @@ import msgspec
 
 from common.errors import DisputeAlreadyOpen, DisputeNotFound
 from common.ids import new_id
+from common.times import format_time
 from flows.events import emit
 from flows.order_support import (
     emit_order,
     fire_order,
     lock_order,
-    timestamp,
 )
 from flows.queries import disputes as queries
 from flows.queries import escrows as escrow_queries
@@ -169,7 +169,7 @@ async def open_dispute(
         conn,
         dispute,
         "dispute.opened",
-        {"opened_by": opened_by, "reason": reason, "opened_at": timestamp(dispute.created_at)},
+        {"opened_by": opened_by, "reason": reason, "opened_at": format_time(dispute.created_at)},
     )
     await emit_order(
         conn,
@@ -203,7 +203,7 @@ async def assign_dispute(
         conn,
         dispute,
         "dispute.under_review",
-        {"reviewed_by": assigned_to, "review_started_at": timestamp(dispute.updated_at)},
+        {"reviewed_by": assigned_to, "review_started_at": format_time(dispute.updated_at)},
     )
     return view(dispute)
 

@@ -13,6 +13,7 @@ import asyncpg
 from common.errors import EscrowAlreadyExists, EscrowAlreadyFunded, EscrowNotFound
 from common.ids import derived_id, new_id
 from common.money import format_amount
+from common.times import format_time
 from flows.events import emit
 from flows.operations import Registry, start_operation
 from flows.order_support import (
@@ -27,7 +28,6 @@ from flows.order_support import (
     party_wallets,
     post_transfers,
     require_status,
-    timestamp,
 )
 from flows.order_views import Order
 from flows.queries import escrows as escrow_queries
@@ -270,7 +270,7 @@ async def on_fund_succeeded(conn: asyncpg.Connection, operation: Operation) -> N
     tx_hash = operation.payload.get("fund_tx_hash")
     escrow = await escrow_queries.set_escrow_funded(conn, escrow.marketplace_id, escrow.id, tx_hash)
     assert escrow.funded_at is not None
-    funded_at = timestamp(escrow.funded_at)
+    funded_at = format_time(escrow.funded_at)
     amount = format_amount(escrow.amount_minor)
     await emit(
         conn,

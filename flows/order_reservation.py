@@ -10,6 +10,7 @@ import asyncpg
 from common.errors import InsufficientFunds, InvariantViolation, ReserveMismatchAmount
 from common.ids import new_id
 from common.money import format_amount
+from common.times import format_time
 from flows.order_support import (
     ASSET,
     CURRENCY,
@@ -21,7 +22,6 @@ from flows.order_support import (
     load_order,
     lock_order,
     post_transfers,
-    timestamp,
 )
 from flows.order_views import Order
 from flows.queries import orders as queries
@@ -183,7 +183,7 @@ async def cancel_order(
             "canceled_by": actor.id,
             "reason": reason,
             "funds_released": reserved,
-            "canceled_at": timestamp(closed.closed_at),
+            "canceled_at": format_time(closed.closed_at),
         },
     )
     await emit_closed(conn, closed)

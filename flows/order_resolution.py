@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from common.errors import DisputeAlreadyOpen, EscrowNotReady, InvalidTransition
+from common.times import format_time
 from flows.operations import Registry, start_operation
 from flows.order_settlement import (
     EscrowAddresses,
@@ -27,7 +28,6 @@ from flows.order_support import (
     load_order,
     lock_order,
     party_wallets,
-    timestamp,
     transaction_time,
 )
 from flows.order_views import Order
@@ -198,7 +198,7 @@ async def _request(
         {
             "requested_by": actor.id,
             "reason": reason,
-            "requested_at": timestamp(await transaction_time(conn)),
+            "requested_at": format_time(await transaction_time(conn)),
         },
     )
     return await load_order(conn, marketplace_id, order.id)

@@ -16,6 +16,7 @@ import msgspec
 from common.errors import InvariantViolation
 from common.ids import derived_id
 from common.money import format_amount
+from common.times import format_time
 from flows.events import emit
 from flows.order_support import (
     ASSET,
@@ -28,7 +29,6 @@ from flows.order_support import (
     operation_actor,
     party_wallets,
     post_transfers,
-    timestamp,
     transaction_time,
 )
 from flows.order_views import Payout
@@ -275,7 +275,7 @@ async def _emit_escrow_settled(conn: asyncpg.Connection, escrow: EscrowRow) -> N
             "escrow_id": escrow.id,
             "order_id": escrow.order_id,
             "payouts": [payout_data(p) for p in msgspec.convert(escrow.payouts, list[Payout])],
-            "released_at" if released else "refunded_at": timestamp(at),
+            "released_at" if released else "refunded_at": format_time(at),
         },
     )
 
@@ -299,7 +299,7 @@ async def _emit_order_settled(
             "platform_fee": format_amount(payout.platform_fee_minor),
             "trustless_work_fee": format_amount(payout.trustless_work_fee_minor),
             "currency": CURRENCY,
-            "released_at" if released else "refunded_at": timestamp(at),
+            "released_at" if released else "refunded_at": format_time(at),
             "transaction_hash": settlement.transaction_hash,
         },
     )

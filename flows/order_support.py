@@ -4,7 +4,7 @@ Locking with 404s, firing order transitions on a row, closing an order, the outb
 every path writes (order.closed, order.operation_failed, balance.*), and party wallets.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
@@ -12,6 +12,7 @@ import msgspec
 
 from common.errors import InvalidTransition, InvariantViolation, OrderNotFound, WalletNotReady
 from common.money import format_amount
+from common.times import format_time
 from flows.events import emit
 from flows.order_views import Order, load_orders, operation_error
 from flows.queries import orders as queries
@@ -39,18 +40,12 @@ __all__ = [
     "party_wallets",
     "post_transfers",
     "require_status",
-    "timestamp",
     "transaction_time",
 ]
 
 # The ledger asset and the wire currency of every order: USD, backed 1:1 by USDC.
 ASSET: Final = "USD"
 CURRENCY: Final = "USD"
-
-
-def timestamp(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z`` (api.md 1.7), for event data."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def transaction_time(conn: asyncpg.Connection) -> datetime:
@@ -141,7 +136,7 @@ async def emit_closed(conn: asyncpg.Connection, closed: OrderRow) -> None:
         {
             "final_status": OrderStatus.CLOSED.value,
             "close_reason": closed.close_reason,
-            "closed_at": timestamp(closed.closed_at),
+            "closed_at": format_time(closed.closed_at),
         },
     )
 

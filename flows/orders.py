@@ -24,6 +24,7 @@ from common.errors import (
 )
 from common.ids import new_id
 from common.money import format_amount
+from common.times import format_time
 from flows.dispute_resolution import on_resolve_failed, resolve_succeeded_hook
 from flows.events import emit
 from flows.operations import OperationHooks
@@ -48,7 +49,6 @@ from flows.order_support import (
     load_order,
     lock_order,
     require_status,
-    timestamp,
 )
 from flows.order_views import Milestone, Order, OrderPage, load_orders, milestone_view
 from flows.queries import escrows as escrow_queries
@@ -270,7 +270,7 @@ async def complete_milestone(
             "milestone_ref": completed.milestone_ref,
             "milestone_title": completed.title,
             "amount": format_amount(completed.amount_minor),
-            "completed_at": timestamp(completed.completed_at),
+            "completed_at": format_time(completed.completed_at),
         },
     )
     return milestone_view(completed)

@@ -4,7 +4,6 @@ Each change fires the machine on the row the caller locked, stamps the row, post
 change implies and writes its events, all in the caller's transaction (design.md 3).
 """
 
-from datetime import datetime
 from typing import Any, Final, Literal
 
 import asyncpg
@@ -12,6 +11,7 @@ import msgspec
 
 from common.errors import TopUpNotFound
 from common.money import format_amount
+from common.times import format_time
 from flows.events import emit
 from flows.operations import start_operation
 from flows.queries import topups as queries
@@ -27,7 +27,6 @@ __all__ = [
     "advance",
     "emit_topup",
     "locked_topup",
-    "rfc3339_ms",
     "start_delivery",
     "to_awaiting",
     "to_canceled",
@@ -37,13 +36,6 @@ __all__ = [
 
 CanceledBy = Literal["api", "provider", "expiry"]
 _DELIVERY_REGISTRY: Final = {OperationKind.TOPUP_DELIVERY: TOPUP_DELIVERY_STEPS}
-
-
-def rfc3339_ms(moment: datetime | None) -> str | None:
-    """A time as api.md 1.7 renders it: RFC 3339 UTC with milliseconds and ``Z``."""
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def emit_topup(
@@ -97,7 +89,10 @@ async def to_awaiting(conn: asyncpg.Connection, topup: TopUp, actor: Actor) -> T
         conn,
         topup,
         "topup.confirmation_required",
-        {"confirmation_uri": topup.confirmation_uri, "expires_at": rfc3339_ms(topup.expires_at)},
+        {
+            "confirmation_uri": topup.confirmation_uri,
+            "expires_at": None if topup.expires_at is None else format_time(topup.expires_at),
+        },
     )
     return topup
 

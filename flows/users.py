@@ -6,7 +6,7 @@ custodial Stellar wallet whose WALLET_ACTIVATE operation the worker runs afterwa
 happen in the API layer, outside the transaction.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
@@ -20,6 +20,7 @@ from common.errors import (
     WalletNotFound,
 )
 from common.ids import new_id
+from common.times import format_time
 from flows.balances import CURRENCY
 from flows.events import emit
 from flows.operation_steps import open_wallet
@@ -45,7 +46,6 @@ __all__ = [
     "link_airtm",
     "list_users",
     "normalize_user_type",
-    "rfc3339",
 ]
 
 USER_TYPES: Final = ("BUYER", "SELLER", "BOTH")
@@ -71,12 +71,6 @@ class DepositInstructions(msgspec.Struct, frozen=True, kw_only=True):
     memo: str | None
     asset: DepositAsset
     instructions: str
-
-
-def rfc3339(moment: datetime) -> str:
-    """Render a time as api.md 1.7 does: UTC, milliseconds, ``Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def normalize_user_type(text: str) -> str:
@@ -258,7 +252,7 @@ async def link_airtm(
         data={
             "user_id": user_id,
             "airtm_user_id": airtm_user_id,
-            "linked_at": rfc3339(linked.airtm_linked_at),
+            "linked_at": format_time(linked.airtm_linked_at),
         },
     )
     return linked, True

@@ -17,12 +17,12 @@ import msgspec
 
 from common.errors import InvalidRequest, WithdrawalNotFound
 from common.money import format_amount
+from common.times import format_time
 from flows.balances import CURRENCY
 from flows.events import emit
 from flows.queries import withdrawals as queries
 from flows.queries.withdrawals import Withdrawal
 from flows.transitions import Actor, fire
-from flows.users import rfc3339
 from flows.withdrawal_ledger import emit_balance_released, settle_hold, void_hold
 from providers.airtm.port import PayoutStatus, parse_payout_status
 from statemachines import WithdrawalStatus as S
@@ -191,7 +191,7 @@ async def _completed(conn: asyncpg.Connection, row: Withdrawal, facts: StepFacts
         row,
         "withdrawal.completed",
         currency=CURRENCY,
-        completed_at=rfc3339(row.completed_at),
+        completed_at=format_time(row.completed_at),
         airtm_payout_id=row.airtm_payout_id,
         transaction_hash=row.transaction_hash,
     )

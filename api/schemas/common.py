@@ -8,13 +8,13 @@ typed ``X | None = None``: JSON ``null`` then means "absent" (api.md 1.1). Amoun
 (zero) and ``INVALID_CURRENCY`` instead of ``VALIDATION_ERROR``.
 """
 
-from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
 from msgspec import Meta
 
 from common.money import parse_amount
+from common.times import format_time
 
 __all__ = [
     "AMOUNT_META",
@@ -50,8 +50,3 @@ class ResponseStruct(msgspec.Struct, frozen=True, kw_only=True):
 def amount_minor(amount: str) -> int:
     """Integer minor units of an :data:`Amount` field that passed the request checks."""
     return parse_amount(amount)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z`` (api.md 1.7): ``2026-01-12T10:00:00.000Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
