@@ -125,9 +125,9 @@ async def _insert_with_hold(
     destination_ref: str,
     memo: str | None,
     description: str | None,
+    withdrawal_id: str,
 ) -> Withdrawal:
     """Hold the amount, insert the row, emit ``withdrawal.created`` and ``balance.reserved``."""
-    withdrawal_id = new_id("wd_")
     hold_id = await place_hold(
         conn,
         marketplace_id=marketplace_id,
@@ -181,6 +181,7 @@ async def create_withdrawal(
     description: str | None = None,
     destination_account: AccountState | None = None,
     actor: Actor,
+    withdrawal_id: str | None = None,
 ) -> WithdrawalStarted:
     """Create a withdrawal: validate, hold the amount, and start its operation.
 
@@ -190,6 +191,8 @@ async def create_withdrawal(
     starts. Airtm: ``destination_ref`` is the recipient email (``None``: the linked account);
     AIRTM_PAYOUT starts with ``commit``, and ``commit=True`` also commits the row at once.
     Events: ``withdrawal.created``, ``balance.reserved`` (+ ``withdrawal.committed``).
+    ``withdrawal_id`` lets the API derive the id from the Idempotency-Key, so a retry that takes
+    over a request which died after its commit finds the same withdrawal (default: a new id).
 
     Raises:
         ValidationFailed, InvalidAmount: arguments the API layer should have refused, or
@@ -228,6 +231,7 @@ async def create_withdrawal(
         destination_ref=destination,
         memo=memo,
         description=description,
+        withdrawal_id=withdrawal_id or new_id("wd_"),
     )
     if wallet is not None or commit:
         row = await walk(conn, row, ["commit"], facts=StepFacts(), actor=actor)

@@ -41,7 +41,8 @@ from api.withdrawals_payouts import (
     refresh_withdrawal,
     withdrawal_location,
 )
-from common.errors import InvalidTransition
+from common.errors import IdempotencyKeyReused, InvalidTransition
+from common.ids import derived_id
 from flows import withdrawals
 from flows.queries import withdrawals as withdrawal_queries
 from flows.queries.operations import OperationKind, get_running_operation
@@ -95,7 +96,16 @@ async def create_withdrawal(
     minor = amount_minor(data.amount)
     destination = await _destination_account(request, data.destination_ref) if crypto else None
 
+    key = request.headers["idempotency-key"]
+    withdrawal_id = derived_id("wd_", caller.tenant, "POST /withdrawals", key)
+
     async def work(conn: asyncpg.Connection) -> WithdrawalStarted:
+        existing = await withdrawal_queries.get_withdrawal(conn, caller.tenant, withdrawal_id)
+        if existing is not None:
+            # A takeover, or a retry after a 5xx released the key: the committed withdrawal.
+            if existing.user_id != data.user_id or existing.amount_minor != minor:
+                raise IdempotencyKeyReused(idempotency_key=key)
+            return await _started(conn, caller.tenant, existing)
         return await withdrawals.create_withdrawal(
             conn,
             runtime.registry,
@@ -109,20 +119,8 @@ async def create_withdrawal(
             description=data.description,
             destination_account=destination,
             actor=caller.actor,
+            withdrawal_id=withdrawal_id,
         )
-
-    async def recover(conn: asyncpg.Connection) -> WithdrawalStarted:
-        row = await api_queries.withdrawal_of_claim(
-            conn,
-            namespace=caller.namespace,
-            idempotency_key=request.headers["idempotency-key"],
-            marketplace_id=caller.tenant,
-            user_id=data.user_id,
-            amount_minor=minor,
-            destination_type=data.destination_type,
-            destination_ref=data.destination_ref,
-        )
-        return await work(conn) if row is None else await _started(conn, caller.tenant, row)
 
     async def finish(started: WithdrawalStarted) -> Reply:
         row, operation = started.withdrawal, started.operation
@@ -135,7 +133,7 @@ async def create_withdrawal(
             runtime, row, operation, caller.actor, past_step=past, done_status=201
         )
 
-    return await run_mutation(request, caller, work, finish=finish, recover=recover)
+    return await run_mutation(request, caller, work, finish=finish)
 
 
 @get("/withdrawals", guards=[requires("read")], tags=["withdrawals"])
@@ -228,7 +226,7 @@ async def commit_withdrawal(
             runtime, row, operation, caller.actor, past_step=PAST_COMMIT, done_status=200
         )
 
-    return await run_mutation(request, caller, work, finish=finish, recover=recover)
+    return await run_mutation(request, caller, work, finish=finish)
 
 
 @post(f"{_PATH}/refresh", guards=[requires("write")], status_code=200, tags=["withdrawals"])
