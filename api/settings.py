@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Token bucket per API key (api.md 1.10); a rate of 0 turns rate limiting off.
     rate_limit_per_s: int = 100
     rate_limit_burst: int = 200
+    # Creations per user and minute (api.md 1.10); 0 turns a limit off.
+    topups_per_user_per_min: int = 10
+    withdrawals_per_user_per_min: int = 5
     idempotency_retention_hours: int = 168
     idempotency_lease_s: int = 60
     idempotency_purge_interval_s: int = 3600
@@ -100,6 +103,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         body_limit_bytes=_int(env, "OFFERHUB_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 2**30),
         rate_limit_per_s=_int(env, "OFFERHUB_RATE_LIMIT_PER_S", 100, 0, 1_000_000),
         rate_limit_burst=_int(env, "OFFERHUB_RATE_LIMIT_BURST", 200, 1, 1_000_000),
+        topups_per_user_per_min=_int(env, "OFFERHUB_TOPUPS_PER_USER_PER_MIN", 10, 0, 1_000_000),
+        withdrawals_per_user_per_min=_int(
+            env, "OFFERHUB_WITHDRAWALS_PER_USER_PER_MIN", 5, 0, 1_000_000
+        ),
         idempotency_retention_hours=_int(env, "OFFERHUB_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 8760),
         idempotency_lease_s=_int(env, "OFFERHUB_IDEMPOTENCY_LEASE_S", 60, 1, 3600),
         idempotency_purge_interval_s=_int(

@@ -34,7 +34,9 @@ from api.paths import API_PREFIX
 from api.runtime import AppRuntime, get_runtime
 from api.schemas import amount_minor
 from api.schemas.topups import TopUp, TopUpCancel, TopUpCreate, topup_out
+from api.settings import Settings
 from api.topups_payins import CANCELABLE, cancel_payin, create_payin, payin_uris, refresh_topup
+from api.user_rate_limits import check_user_rate
 from common.errors import AppError, IdempotencyKeyReused, InvalidTransition, TopUpNotFound
 from common.ids import derived_id
 from flows import topups
@@ -95,6 +97,7 @@ async def create_topup(
     minor = amount_minor(data.amount)
     key = request.headers["idempotency-key"]
     topup_id = derived_id("topup_", caller.tenant, "POST /topups", key)
+    settings: Settings = request.app.state.settings
 
     async def work(conn: asyncpg.Connection) -> TopUpRow:
         existing = await topup_queries.get_topup(conn, caller.tenant, topup_id)
@@ -103,6 +106,13 @@ async def create_topup(
             if existing.user_id != data.user_id or existing.amount_minor != minor:
                 raise IdempotencyKeyReused(idempotency_key=key)
             return existing
+        await check_user_rate(
+            conn,
+            kind="topups",
+            marketplace_id=caller.tenant,
+            user_id=data.user_id,
+            per_minute=settings.topups_per_user_per_min,
+        )
         return await topups.create_topup(
             conn,
             marketplace_id=caller.tenant,

@@ -32,6 +32,8 @@ from api.schemas.withdrawals import (
     WithdrawalCreate,
     withdrawal_out,
 )
+from api.settings import Settings
+from api.user_rate_limits import check_user_rate
 from api.withdrawals_payouts import (
     PAST_COMMIT,
     PAST_CREATE,
@@ -98,6 +100,7 @@ async def create_withdrawal(
 
     key = request.headers["idempotency-key"]
     withdrawal_id = derived_id("wd_", caller.tenant, "POST /withdrawals", key)
+    settings: Settings = request.app.state.settings
 
     async def work(conn: asyncpg.Connection) -> WithdrawalStarted:
         existing = await withdrawal_queries.get_withdrawal(conn, caller.tenant, withdrawal_id)
@@ -106,6 +109,13 @@ async def create_withdrawal(
             if existing.user_id != data.user_id or existing.amount_minor != minor:
                 raise IdempotencyKeyReused(idempotency_key=key)
             return await _started(conn, caller.tenant, existing)
+        await check_user_rate(
+            conn,
+            kind="withdrawals",
+            marketplace_id=caller.tenant,
+            user_id=data.user_id,
+            per_minute=settings.withdrawals_per_user_per_min,
+        )
         return await withdrawals.create_withdrawal(
             conn,
             runtime.registry,
