@@ -49,6 +49,18 @@ def _checked_address(env: Mapping[str, str], name: str, *, contract: bool = Fals
     return value
 
 
+def _checkout_template(env: Mapping[str, str]) -> str | None:
+    """``OFFERHUB_AIRTM_CHECKOUT_URL``: Airtm's payer checkout, with a ``{payin_id}`` slot."""
+    template = env.get("OFFERHUB_AIRTM_CHECKOUT_URL") or None
+    if template is not None and (
+        "{payin_id}" not in template or not template.startswith("https://")
+    ):
+        raise SettingsError(
+            "OFFERHUB_AIRTM_CHECKOUT_URL must be an https:// URL containing {payin_id}"
+        )
+    return template
+
+
 def load_provider_endpoints(
     env: Mapping[str, str],
 ) -> tuple[ProviderEndpoints, SecretSeed] | None:
@@ -78,6 +90,7 @@ def load_provider_endpoints(
             base_url=env["OFFERHUB_AIRTM_URL"],
             api_key=env["OFFERHUB_AIRTM_API_KEY"],
             api_secret=env["OFFERHUB_AIRTM_API_SECRET"],
+            checkout_url_template=_checkout_template(env),
         ),
         escrow_network=EscrowNetwork(
             deployer_contract_id=_checked_address(

@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Creations per user and minute (api.md 1.10); 0 turns a limit off.
     topups_per_user_per_min: int = 10
     withdrawals_per_user_per_min: int = 5
+    # Where the payer returns after Airtm's checkout when a top-up names no URL (api.md 3.7).
+    topup_return_url: str | None = None
+    topup_cancel_url: str | None = None
     idempotency_retention_hours: int = 168
     idempotency_lease_s: int = 60
     idempotency_purge_interval_s: int = 3600
@@ -75,6 +78,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, lowest: int, highe
     return value
 
 
+def _https_setting(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name) or None
+    if value is not None and not value.startswith("https://"):
+        raise SettingsError(f"{name} must be an https:// URL, got {value!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from the environment (``DATABASE_URL`` and ``OFFERHUB_*``)."""
     env = os.environ if environ is None else environ
@@ -107,6 +117,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         withdrawals_per_user_per_min=_int(
             env, "OFFERHUB_WITHDRAWALS_PER_USER_PER_MIN", 5, 0, 1_000_000
         ),
+        topup_return_url=_https_setting(env, "OFFERHUB_TOPUP_RETURN_URL"),
+        topup_cancel_url=_https_setting(env, "OFFERHUB_TOPUP_CANCEL_URL"),
         idempotency_retention_hours=_int(env, "OFFERHUB_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 8760),
         idempotency_lease_s=_int(env, "OFFERHUB_IDEMPOTENCY_LEASE_S", 60, 1, 3600),
         idempotency_purge_interval_s=_int(

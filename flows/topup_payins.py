@@ -160,7 +160,7 @@ async def _apply(
         topup.id,
         payin_id=payin.id,
         airtm_status=payin.raw_status,
-        confirmation_uri=payin.confirmation_uri,
+        confirmation_uri=payin.checkout_url,
         expires_at=expires_at or _expiry(payin),
         provider_fee_minor=payin.airtm_fee_minor,
     )

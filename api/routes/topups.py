@@ -58,8 +58,6 @@ __all__ = [
 
 # Where the payer lands when the request names no URL. api.md 3.7 says "default configured";
 # Settings has no such field yet, so these placeholders (reserved .invalid domain) stand in.
-DEFAULT_RETURN_URL: Final = "https://offerhub.invalid/topups/return"
-DEFAULT_CANCEL_URL: Final = "https://offerhub.invalid/topups/cancel"
 _PATH: Final = "/topups/{topup_id:str}"
 _STATUSES: Final = tuple(status.value for status in TopUpStatus)
 # The callback's refresh is a courtesy to the payer; Airtm's webhook and reconciliation are
@@ -74,9 +72,16 @@ def _location(topup_id: str) -> str:
     return f"{API_PREFIX}/topups/{topup_id}"
 
 
-def _https_url(field: str, value: str | None, default: str) -> str:
-    """A redirect target: an absolute https URL (api.md 3.7), else 400 naming ``field``."""
+def _https_url(field: str, value: str | None, default: str | None) -> str:
+    """A redirect target: an absolute https URL (api.md 3.7), else 400 naming ``field``.
+
+    Omitted, it is the configured default; with none configured the field is required, since
+    the payer's browser must be sent somewhere after Airtm's checkout.
+    """
     if value is None:
+        if default is None:
+            setting = f"OFFERHUB_TOPUP_{field.upper()}"
+            raise invalid(field, f"is required: no default is configured ({setting})")
         return default
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
@@ -91,13 +96,13 @@ async def create_topup(
     """Create a top-up and its Airtm payin: 201 awaiting the payer, 202 if Airtm is away."""
     runtime = get_runtime(request)
     runtime.fiat  # noqa: B018 - 503 PROVIDER_UNAVAILABLE before anything is written
-    return_url = _https_url("return_url", data.return_url, DEFAULT_RETURN_URL)
-    cancel_url = _https_url("cancel_url", data.cancel_url, DEFAULT_CANCEL_URL)
+    settings: Settings = request.app.state.settings
+    return_url = _https_url("return_url", data.return_url, settings.topup_return_url)
+    cancel_url = _https_url("cancel_url", data.cancel_url, settings.topup_cancel_url)
     check_metadata(data.metadata)
     minor = amount_minor(data.amount)
     key = request.headers["idempotency-key"]
     topup_id = derived_id("topup_", caller.tenant, "POST /topups", key)
-    settings: Settings = request.app.state.settings
 
     async def work(conn: asyncpg.Connection) -> TopUpRow:
         existing = await topup_queries.get_topup(conn, caller.tenant, topup_id)

@@ -67,6 +67,9 @@ class AirtmSettings(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float = 10.0
     # POSTs per create call: after an unknown outcome the code is looked up before re-posting.
     create_attempts: int = 2
+    # Where the payer pays a payin: Airtm's checkout page, "{payin_id}" replaced by the payin id
+    # (api.md 3.7 confirmation_uri). Airtm's reply does not carry it; None leaves it unknown.
+    checkout_url_template: str | None = None
 
     def __repr__(self) -> str:
         """Keep the credentials out of logs and tracebacks."""
@@ -204,6 +207,14 @@ class AirtmClient:
         assert unknown_outcome is not None
         raise unknown_outcome
 
+    def _payin_from_wire(self, decoded: wire.WirePayin) -> Payin:
+        payin = wire.payin_from_wire(decoded)
+        template = self._settings.checkout_url_template
+        if template is None:
+            return payin
+        checkout = template.replace("{payin_id}", quote(payin.id, safe=""))
+        return msgspec.structs.replace(payin, checkout_url=checkout)
+
     async def create_payin(self, request: PayinCreate) -> Payin:
         """Create a payin or adopt the matching payin already stored under ``request.code``."""
         body = wire.payin_request_body(request)
@@ -211,7 +222,7 @@ class AirtmClient:
         async def post() -> Payin:
             """One POST of the same body (the same code) per attempt."""
             return await self._fetch(
-                "POST", "/payins", wire.PAYIN_DECODER, wire.payin_from_wire, body
+                "POST", "/payins", wire.PAYIN_DECODER, self._payin_from_wire, body
             )
 
         payin = await self._create_idempotently(
@@ -229,12 +240,12 @@ class AirtmClient:
     async def get_payin(self, payin_id: str) -> Payin:
         """Read a payin by its Airtm id."""
         path = f"/payins/{quote(payin_id, safe='')}"
-        return await self._fetch("GET", path, wire.PAYIN_DECODER, wire.payin_from_wire)
+        return await self._fetch("GET", path, wire.PAYIN_DECODER, self._payin_from_wire)
 
     async def get_payin_by_code(self, code: str) -> Payin:
         """Read a payin by our code."""
         path = f"/payins/by-code/{quote(code, safe='')}"
-        return await self._fetch("GET", path, wire.PAYIN_DECODER, wire.payin_from_wire)
+        return await self._fetch("GET", path, wire.PAYIN_DECODER, self._payin_from_wire)
 
     async def _find_payin_by_code(self, code: str) -> Payin | None:
         try:

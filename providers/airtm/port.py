@@ -117,6 +117,8 @@ class Payin(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     confirmation_uri: str | None = None
     cancel_uri: str | None = None
+    # Airtm's checkout page for this payin, where the payer is sent (from configuration).
+    checkout_url: str | None = None
     airtm_user_id: str | None = None
     airtm_user_email: str | None = None
     failure_reason: str | None = None

@@ -206,6 +206,7 @@ class Sandbox:
                 base_url=root + AIRTM_PREFIX,
                 api_key=self.airtm_api_key,
                 api_secret=self.airtm_api_secret,
+                checkout_url_template=root + CONTROL_PREFIX + "/airtm/checkout/{payin_id}",
             ),
             airtm_webhook_secret=self.airtm_webhook_secret,
             network_passphrase=self.chain.passphrase,

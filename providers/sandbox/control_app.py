@@ -190,6 +190,25 @@ async def contract(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
+@get("/airtm/checkout/{payin_id:str}")
+async def payin_checkout(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The sandbox's stand-in for Airtm's checkout page (a top-up's ``confirmation_uri``).
+
+    Shows the payin and the two things a payer can do there, as control URLs to POST to.
+    """
+    control = _control(request)
+    payin_id = _path(request, "payin_id")
+    record = control.airtm.payin(payin_id)
+    actions = str(request.url).rsplit("/airtm/checkout/", 1)[0] + f"/airtm/payins/{payin_id}"
+    return _json(
+        {
+            "payin": render_payin(record),
+            "pay": f"POST {actions}/confirm",
+            "cancel": f"POST {actions}/cancel",
+        }
+    )
+
+
 @post("/airtm/payins/{payin_id:str}/{action:str}", status_code=200)
 async def payin_transition(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The payer confirms, cancels or fails a payin; due webhooks are then delivered."""
@@ -282,6 +301,7 @@ def create_control_app(control: SandboxControl, *, path_prefix: str = "") -> Lit
             deposits,
             account,
             contract,
+            payin_checkout,
             payin_transition,
             payout_transition,
             add_fault,

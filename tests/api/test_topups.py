@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from providers.sandbox.airtm_state import AirtmState
-from tests.api.support import Api, running_api_on_sandbox
+from tests.api.support import Api, running_api_on_sandbox, settings_for_tests
 from tests.api.test_orders_support import Market, code, new_market
 
 pytestmark = pytest.mark.db
@@ -48,6 +48,16 @@ async def _create(market: Market, user: str, amount: str = "25", **fields: Any) 
 async def _callback(market: Market, topup_id: str, **params: str) -> httpx.Response:
     """The payer's browser coming back from Airtm: no credentials."""
     return await market.api.client.get(f"/api/v1{TU}/{topup_id}/callback", params=params)
+
+
+async def _open_checkout(market: Market, uri: str) -> dict[str, Any]:
+    """What the payer's browser gets at ``uri``, on the sandbox serving this test."""
+    assert uri.startswith("http://sandbox.test/_sandbox/control/airtm/checkout/")
+    transport = httpx.ASGITransport(app=market.sandbox_api.sandbox.asgi_app())
+    async with httpx.AsyncClient(transport=transport) as browser:
+        response = await browser.get(uri)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 async def _credits(market: Market, topup_id: str) -> int:
@@ -86,6 +96,10 @@ async def test_create_confirm_refresh_credits_once(market: Market) -> None:
     assert payin.confirmation_uri.endswith(f"{TU}/{topup['id']}/callback?status=confirmed")
     assert payin.cancel_uri.endswith(f"{TU}/{topup['id']}/callback?status=canceled")
     assert (await market.get(f"{TU}/{topup['id']}")).json() == topup
+    # confirmation_uri is the payer's checkout page at Airtm (the sandbox's stand-in), not ours.
+    checkout = await _open_checkout(market, topup["confirmation_uri"])
+    assert checkout["payin"]["id"] == topup["airtm_payin_id"]
+    assert checkout["pay"].endswith(f"/airtm/payins/{topup['airtm_payin_id']}/confirm")
     waiting = await market.post(f"{TU}/{topup['id']}/refresh")
     assert waiting.json()["status"] == "TOPUP_AWAITING_USER_CONFIRMATION"
     assert (await market.balance(user))["available"] == "0.00"
@@ -230,9 +244,10 @@ async def test_refused_inputs_and_other_marketplaces(market: Market) -> None:
     for body, status, expected in cases:
         response = await market.post(TU, body)
         assert (response.status_code, code(response)) == (status, expected), body
-    defaults = await market.post(TU, {"user_id": user, "amount": "1"})
-    assert defaults.status_code == 201, defaults.text
-    assert defaults.json()["return_url"].startswith("https://")
+    # Without configured defaults the payer's return URLs are required.
+    unset = await market.post(TU, {"user_id": user, "amount": "1"})
+    assert (unset.status_code, code(unset)) == (400, "VALIDATION_ERROR")
+    assert unset.json()["error"]["details"]["fields"][0]["field"] == "return_url"
 
     _, other = await market.api.tenant(["*"])
     api: Api = market.api
@@ -304,3 +319,15 @@ async def test_without_airtm_nothing_is_written(api: Api) -> None:
         f"/api/v1{TU}", content=b"{}", headers={**headers, "Content-Type": "text/plain"}
     )
     assert (as_text.status_code, code(as_text)) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+async def test_omitted_return_urls_take_the_configured_defaults(
+    db_dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for_tests(topup_return_url=RETURN, topup_cancel_url=CANCEL)
+    async with running_api_on_sandbox(db_dsn, settings=settings, wait_s=3.0) as api:
+        market = await new_market(api, pool)
+        user = await market.user()
+        created = await market.post(TU, {"user_id": user, "amount": "1"})
+        assert created.status_code == 201, created.text
+        assert (created.json()["return_url"], created.json()["cancel_url"]) == (RETURN, CANCEL)

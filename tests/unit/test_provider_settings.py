@@ -56,9 +56,21 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("OFFERHUB_USDC_ISSUER", "not-an-account"),
         ("OFFERHUB_TRUSTLESS_WORK_DEPLOYER_ID", Keypair.random().public_key),
         ("OFFERHUB_PLATFORM_SECRET_SEED", "SNOTASEED"),
+        ("OFFERHUB_AIRTM_CHECKOUT_URL", "https://checkout.example/pay"),
+        ("OFFERHUB_AIRTM_CHECKOUT_URL", "http://checkout.example/{payin_id}"),
     ],
 )
 def test_a_malformed_value_is_named(name: str, value: str) -> None:
     env = {**_complete(), name: value}
     with pytest.raises(SettingsError, match=name):
         load_provider_endpoints(env)
+
+
+def test_the_checkout_template_is_optional_and_kept() -> None:
+    loaded = load_provider_endpoints(_complete())
+    assert loaded is not None
+    assert loaded[0].airtm.checkout_url_template is None
+    template = "https://checkout.example/pay/{payin_id}"
+    loaded = load_provider_endpoints({**_complete(), "OFFERHUB_AIRTM_CHECKOUT_URL": template})
+    assert loaded is not None
+    assert loaded[0].airtm.checkout_url_template == template
