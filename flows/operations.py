@@ -307,10 +307,28 @@ class OperationWorker:
             except LeaseLost:
                 _log.warning("operation %s: lease lost, result dropped", current.id)
                 return None
+            except Exception as error:
+                await self._park(current, error)
+                return None
             if not isinstance(outcome, StepDone) or recorded.status != "RUNNING":
                 return recorded
             current = recorded
         return None
+
+    async def _park(self, claim: Operation, error: Exception) -> None:
+        """Recording a step's result raised (an end hook's posting or transition refused).
+
+        That transaction rolled back, step result included. Instead of re-running the step at
+        every lease expiry, record the error and back off like any retry: the operation stays
+        RUNNING and visible (``last_error``, the stuck-operations alert), and when it runs again
+        the step settles by lookup before the hook is retried.
+        """
+        _log.exception("operation %s: recording %s raised; parked", claim.id, claim.step)
+        parked = StepRetry(error={**error_document(error), "phase": "record"})
+        try:
+            await self._record_outcome(claim, parked)
+        except LeaseLost:
+            _log.warning("operation %s: lease lost while parking", claim.id)
 
     async def _run_step(self, claim: Operation) -> StepOutcome | None:
         steps = self._registry.get(claim.kind, ())

@@ -9,7 +9,9 @@ import asyncpg
 import pytest
 
 from flows.operations import (
+    OperationHooks,
     Step,
+    StepDone,
     StepOutcome,
     StepRun,
     WorkerSettings,
@@ -17,7 +19,7 @@ from flows.operations import (
     start_operation,
 )
 from flows.queries.operation_submissions import SubmissionStatus
-from flows.queries.operations import OperationKind, OperationStatus
+from flows.queries.operations import Operation, OperationKind, OperationStatus
 from providers.errors import ProviderRejected, ProviderUnavailable
 from tests.db.test_operations_support import (
     Harness,
@@ -112,6 +114,36 @@ async def test_an_unexpected_error_retries_instead_of_losing_the_operation(
     row = await harness.operation(operation_id)
     assert row["status"] == "RUNNING"
     assert row["last_error"]["error"] == "RuntimeError"
+
+
+async def test_a_raising_end_hook_parks_the_operation_until_it_can_end(
+    harness: Harness,
+) -> None:
+    async def step(run: StepRun) -> StepOutcome:
+        return StepDone()
+
+    registry = MappingProxyType({OperationKind.AIRTM_PAYOUT: (Step("create_payout", step),)})
+    calls: list[str] = []
+
+    async def on_succeeded(conn: asyncpg.Connection, ended: Operation) -> None:
+        calls.append(ended.status)
+        if len(calls) == 1:
+            raise RuntimeError("posting refused")
+
+    hooks = {OperationKind.AIRTM_PAYOUT: OperationHooks(on_succeeded=on_succeeded)}
+    operation_id = await _start(harness, registry)
+    async with harness.worker(registry=registry, hooks=hooks) as worker:
+        await worker.run_once()
+        parked = await harness.operation(operation_id)
+        assert (parked["status"], parked["attempts"]) == ("RUNNING", 1)
+        assert parked["last_error"]["error"] == "RuntimeError"
+        assert parked["last_error"]["phase"] == "record"
+        assert parked["next_attempt_at"] > parked["updated_at"]
+        assert await worker.run_once() == 0  # backing off, not re-run at once
+        await harness.make_due(operation_id)
+        await worker.run_once()
+    assert (await harness.operation(operation_id))["status"] == "SUCCEEDED"
+    assert calls == ["SUCCEEDED", "SUCCEEDED"]
 
 
 async def test_a_step_missing_from_the_registry_fails_the_operation(harness: Harness) -> None:

@@ -60,6 +60,7 @@ class Harness:
         registry: Registry = STEP_REGISTRY,
         wrap: Any = None,
         platform: Keypair | None = None,
+        hooks: Any = None,
     ) -> AsyncIterator[OperationWorker]:
         """A fresh worker process: its own HTTP client, Horizon client and clock."""
         app: Any = create_horizon_app(
@@ -92,7 +93,7 @@ class Harness:
                 usdc_issuer=self.chain.issuer.public_key,
                 fee_float=1 * XLM,
             )
-            yield OperationWorker(self.pool, deps, registry, settings)
+            yield OperationWorker(self.pool, deps, registry, settings, hooks)
 
     async def make_due(self, operation_id: str | None = None) -> None:
         """Let time pass for the database: leases and backoffs run out."""
