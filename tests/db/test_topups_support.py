@@ -77,7 +77,8 @@ def payin_of(topup: TopUp, status: str, *, fee: int = 0, reason: str | None = No
         net_amount_minor=topup.amount_minor - fee,
         airtm_fee_minor=fee,
         description="top-up",
-        confirmation_uri=f"https://airtm.test/checkout/{topup.id}",
+        confirmation_uri=f"https://shop.test/topups/{topup.id}/callback?status=confirmed",
+        checkout_url=f"https://airtm.test/checkout/{topup.id}",
         failure_reason=reason,
         created_at="2026-01-12T10:00:00.000Z",
     )
