@@ -11,6 +11,7 @@ with an interactive page at ``/api/v1/docs``.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 
 from litestar import Litestar, Router
 from litestar.datastructures import MutableScopeHeaders, State
@@ -24,11 +25,16 @@ from litestar.types import Message, Scope
 from api.auth import ScopeGuard, is_public, provide_caller
 from api.config import Config
 from api.errors import JSON_MEDIA_TYPE, exception_handlers
+from api.event_hub import StreamSlots, purge_events_periodically, running_event_hub
 from api.idempotency import purge_periodically
+from api.metrics import instrument_http
 from api.paths import API_PREFIX
 from api.rate_limit import TokenBucketLimiter, add_rate_limit_headers
 from api.request_id import add_request_id_header
 from api.routes import ROUTES
+from api.routes.metrics import metrics
+from api.routes.reconciliation import reconciler
+from api.routes.webhook_endpoints import webhook_dispatcher
 from api.runtime import RuntimeFactory
 from api.settings import Settings
 from api.validation import check_declarations, check_request
@@ -107,15 +113,36 @@ def create_app(
         )
         app.state.pool = pool
         purge = asyncio.create_task(purge_periodically(pool, settings.idempotency_purge_interval_s))
+        event_purge = asyncio.create_task(
+            purge_events_periodically(
+                pool,
+                interval_s=settings.event_purge_interval_s,
+                retention=timedelta(days=settings.event_retention_days),
+            )
+        )
+        app.state.stream_slots = StreamSlots(settings.sse_max_streams_per_key)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                # SSE wake-ups (LISTEN/NOTIFY) on a connection of their own.
+                app.state.event_hub = await stack.enter_async_context(
+                    running_event_hub(pool, database_url, poll_s=settings.sse_poll_s)
+                )
                 if runtime is not None:
                     app.state.runtime = await stack.enter_async_context(runtime(pool))
+                    # Outbound webhooks: their secrets are sealed with the runtime's keyring.
+                    app.state.webhooks = await stack.enter_async_context(
+                        webhook_dispatcher(pool, app.state.runtime.keyring, settings)
+                    )
+                    # Reconciliation reads through the runtime's clients; scheduled if enabled.
+                    app.state.reconciler = await stack.enter_async_context(
+                        reconciler(pool, app.state.runtime, settings)
+                    )
                 yield
         finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+            for task in (purge, event_purge):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await pool.close()
 
     api = Router(
@@ -129,8 +156,8 @@ def create_app(
         if settings.rate_limit_per_s > 0
         else None
     )
-    return Litestar(
-        route_handlers=[api],
+    app = Litestar(
+        route_handlers=[api, metrics],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header, add_rate_limit_headers, _json_charset],
@@ -138,3 +165,5 @@ def create_app(
         openapi_config=_openapi_config(),
         state=State({"config": public_config, "settings": settings, "rate_limiter": limiter}),
     )
+    instrument_http(app)  # every request, 404s included: offerhub_http_requests_total
+    return app

@@ -10,6 +10,10 @@ import msgspec
 
 from api.api_keys import ALL_SCOPES
 from api.bootstrap import create_key, list_keys, revoke_key_anywhere
+from api.cli_audit import add_audit_parser, run_audit
+from api.cli_doctor import run_doctor
+from api.cli_export import add_export_parser, run_export
+from api.cli_reconcile import run_reconcile
 from api.schemas.common import format_time
 from api.serve import apply_schema, database, serve
 from api.settings import Settings, SettingsError, load_settings
@@ -94,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("list", help="list every key (no secrets)")
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
+    add_audit_parser(commands)
+    add_export_parser(commands)
+    reconcile_parser = commands.add_parser("reconcile", help="one run; prints the breaks")
+    reconcile_parser.add_argument("--marketplace", help="marketplace id (default: every one)")
+    commands.add_parser("doctor", help="check settings, database and providers")
     schema_parser = commands.add_parser("schema", help="schema utilities")
     schema_parser.add_argument("action", choices=["print"], help="print schema.sql")
     return parser
@@ -116,6 +125,8 @@ def _serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command named on the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # before loading settings: it reports what is wrong with them
+        return run_doctor()
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -129,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(_serve_settings(settings, args))
         if args.command == "keys":
             return run_keys(settings, args)
+        if args.command == "audit":
+            return run_audit(settings, args)
+        if args.command == "export":
+            return run_export(settings, args)
+        if args.command == "reconcile":
+            return run_reconcile(settings, args.marketplace)
         return run_migrate(settings)
     except UsageError as error:
         print(f"offerhub: {error}", file=sys.stderr)

@@ -92,7 +92,7 @@ class Features(msgspec.Struct, frozen=True, kw_only=True):
     milestones: bool = True
     disputes: bool = True
     sse: bool = False
-    outbound_webhooks: bool = False
+    outbound_webhooks: bool = True
     airtm: bool = True
     trustless_work: bool = True
 

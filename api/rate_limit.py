@@ -18,7 +18,13 @@ from litestar.types import Message, Scope
 from api.errors import RateLimited
 from api.request_id import scope_state
 
-__all__ = ["Decision", "TokenBucketLimiter", "add_rate_limit_headers", "enforce_rate_limit"]
+__all__ = [
+    "Decision",
+    "TokenBucketLimiter",
+    "add_rate_limit_headers",
+    "enforce_rate_limit",
+    "refuse_concurrent",
+]
 
 _STATE_KEY: Final = "offerhub.rate_limit"
 # Past this many buckets, full (idle) ones are dropped: they hold no information.
@@ -101,6 +107,22 @@ def enforce_rate_limit(scope: Scope, limiter: TokenBucketLimiter | None, bucket:
             window_seconds=window_s,
             retry_after=decision.retry_after_s,
         )
+
+
+def refuse_concurrent(scope: Scope, *, limit: int, retry_after_s: int) -> RateLimited:
+    """The 429 of a concurrency cap (SSE streams per key), with ``X-RateLimit-*`` saying so.
+
+    A cap has no window: ``window_seconds`` is the retry delay, the earliest moment worth
+    asking again. Returns the error for the caller to raise.
+    """
+    scope_state(scope)[_STATE_KEY] = Decision(
+        allowed=False,
+        limit=limit,
+        remaining=0,
+        reset_at=math.ceil(time.time() + retry_after_s),
+        retry_after_s=retry_after_s,
+    )
+    return RateLimited(limit=limit, window_seconds=retry_after_s, retry_after=retry_after_s)
 
 
 async def add_rate_limit_headers(message: Message, scope: Scope) -> None:

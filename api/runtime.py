@@ -26,7 +26,9 @@ import asyncpg
 import httpx
 
 from common.errors import ProviderUnavailableError
+from flows.deposit_monitor import DepositMonitor, MonitorSettings
 from flows.operations import OperationDeps, Registry
+from flows.provider_events import EventProcessor, ProviderEventRetrier
 from flows.queries.operations import Operation
 from flows.runtime import (
     OperationRunner,
@@ -71,6 +73,8 @@ class AppRuntime:
         self.runner = runner
         self.network_name = network_name
         self.wait_s = wait_s
+        # Credits incoming USDC payments to users (flows/deposit_monitor.py); None: not run.
+        self.deposit_monitor: DepositMonitor | None = None
 
     @property
     def keyring(self) -> MasterKeyring:
@@ -105,6 +109,11 @@ class AppRuntime:
         """The platform wallet's public key (fees, dispute resolver, treasury)."""
         return self.deps.platform().public_key
 
+    @property
+    def provider_events(self) -> EventProcessor:
+        """Applies stored provider webhooks (api.md 3.14), waking the runner when needed."""
+        return EventProcessor(self.pool, self.deps.fiat, wake=self.started)
+
     def started(self) -> None:
         """A request just committed a new operation: let the runner pick it up now."""
         if self.runner is not None:
@@ -135,10 +144,14 @@ def provider_runtime(
     network_name: str,
     wait_s: float = 20.0,
     poll_s: float = 1.0,
+    deposit_poll_s: float | None = 5.0,
     run_operations: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RuntimeFactory:
-    """A factory for the lifespan: real clients to ``endpoints`` and a background runner."""
+    """A factory for the lifespan: real clients to ``endpoints`` and a background runner.
+
+    The deposit monitor polls users' wallets every ``deposit_poll_s`` (``None``: not run).
+    """
 
     @contextlib.asynccontextmanager
     async def factory(pool: asyncpg.Pool) -> AsyncIterator[AppRuntime]:
@@ -154,16 +167,34 @@ def provider_runtime(
                 )
                 runner = OperationRunner(pool, deps, registry, hooks, poll_s=poll_s)
                 runner.start()
-            try:
-                yield AppRuntime(
-                    pool=pool,
-                    deps=deps,
-                    registry=registry,
-                    runner=runner,
-                    network_name=network_name,
-                    wait_s=wait_s,
+            runtime = AppRuntime(
+                pool=pool,
+                deps=deps,
+                registry=registry,
+                runner=runner,
+                network_name=network_name,
+                wait_s=wait_s,
+            )
+            # Provider webhooks whose processing failed or was cut short are retried here.
+            retrier = None
+            if run_operations:
+                retrier = ProviderEventRetrier(runtime.provider_events, poll_s=poll_s)
+                retrier.start()
+            if deposit_poll_s is not None:
+                runtime.deposit_monitor = DepositMonitor(
+                    pool,
+                    deps.network,
+                    usdc_issuer=deps.usdc_issuer,
+                    settings=MonitorSettings(poll_s=deposit_poll_s),
                 )
+                runtime.deposit_monitor.start()
+            try:
+                yield runtime
             finally:
+                if runtime.deposit_monitor is not None:
+                    await runtime.deposit_monitor.stop()
+                if retrier is not None:
+                    await retrier.stop()
                 if runner is not None:
                     await runner.stop()
 

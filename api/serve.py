@@ -1,12 +1,16 @@
 """``offerhub serve``: the database, the schema, the sandbox chain and the API in one process."""
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 import asyncpg
+import httpx
+import msgspec
 import uvicorn
 
 from api.app import VERSION, create_app
@@ -20,6 +24,8 @@ from api.config import (
     PublicProviders,
     SandboxUrls,
 )
+from api.event_hub import end_event_streams
+from api.paths import API_PREFIX
 from api.provider_settings import load_provider_endpoints
 from api.runtime import load_or_create_keyring, provider_runtime
 from api.settings import Settings
@@ -101,16 +107,55 @@ class _SharedSignalServer(uvicorn.Server):
         yield
 
 
-async def _serve_all(servers: list[uvicorn.Server]) -> None:
+async def _serve_all(
+    servers: list[uvicorn.Server],
+    background: contextlib.AbstractAsyncContextManager[None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
+        if on_stop is not None:
+            on_stop()  # endless responses (SSE) end first, or the servers would wait for them
         for server in servers:
             server.should_exit = True
 
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop)
-    await asyncio.gather(*(server.serve() for server in servers))
+    async with background or contextlib.nullcontext():
+        await asyncio.gather(*(server.serve() for server in servers))
+
+
+@contextlib.asynccontextmanager
+async def _sandbox_airtm_webhooks(sandbox: Sandbox, url: str) -> AsyncIterator[None]:
+    """The sandbox's Airtm posts its signed webhooks to ``url`` while the servers run."""
+    async with httpx.AsyncClient(timeout=15.0) as http:
+        sandbox.start_webhook_pump(url, http=http)
+        try:
+            yield
+        finally:
+            await sandbox.stop_webhook_pump()
+
+
+def _with_sandbox_webhook_secret(settings: Settings, sandbox: Sandbox) -> Settings:
+    """One Airtm webhook secret for the sandbox's sender and our route.
+
+    The configured one if set, else a fresh random one: the sandbox's own is derived from its
+    fixed seed, so anyone could sign with it.
+    """
+    secret = settings.airtm_webhook_secret
+    if secret is None:
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    sandbox.airtm_webhook_secret = secret
+    return msgspec.structs.replace(settings, airtm_webhook_secret=secret)
+
+
+def _airtm_webhook_url(settings: Settings) -> str:
+    """Where the local sandbox reaches our Airtm webhook route."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}{API_PREFIX}/webhooks/airtm"
 
 
 def _server(app: Callable[..., Awaitable[None]], host: str, port: int) -> uvicorn.Server:
@@ -137,8 +182,11 @@ def serve(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
             print(f"Created marketplace {marketplace.name!r} ({marketplace.id})", flush=True)
             print(f"API key: {issued.key}", flush=True)
         servers: list[uvicorn.Server] = []
+        background = None
         if real is None:
             sandbox = Sandbox(follow_wall_clock=True)
+            settings = _with_sandbox_webhook_secret(settings, sandbox)
+            background = _sandbox_airtm_webhooks(sandbox, _airtm_webhook_url(settings))
             providers = sandbox.provider_settings(f"http://{settings.host}:{settings.sandbox_port}")
             endpoints = sandbox_endpoints(providers)
             platform_seed = SecretSeed.from_keypair(sandbox.platform)
@@ -154,11 +202,12 @@ def serve(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
             platform_seed=platform_seed,
             network_name=settings.network,
             wait_s=settings.operation_wait_s,
+            deposit_poll_s=settings.deposit_poll_s or None,
         )
         app = create_app(settings, dsn, public_config=public_config, runtime=runtime)
         base_url = f"http://{settings.host}:{settings.port}/api/v1"
         print(f"OFFER-HUB listening on {base_url}", flush=True)
         print(f"API docs: {base_url}/docs", flush=True)
         servers.insert(0, _server(app, settings.host, settings.port))
-        asyncio.run(_serve_all(servers))
+        asyncio.run(_serve_all(servers, background, on_stop=lambda: end_event_streams(app)))
     return 0

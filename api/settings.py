@@ -7,10 +7,13 @@ from typing import Literal
 
 import msgspec
 
+from providers.airtm.webhooks import decode_secret
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
 MASTER_KEY_MIN_LENGTH = 24
+METRICS_TOKEN_MIN_LENGTH = 16
 
 
 class SettingsError(ValueError):
@@ -50,6 +53,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     wallet_master_keys: str | None = None
     # How long a request waits for its durable operation before answering 202 (api.md 1.9).
     operation_wait_s: int = 20
+    # Event stream (api.md 3.9): heartbeat comment when idle, concurrent streams per API key
+    # (per process), the safety-net poll beside LISTEN/NOTIFY, and event retention.
+    sse_heartbeat_s: float = 15.0
+    sse_max_streams_per_key: int = 5
+    sse_poll_s: float = 5.0
+    event_retention_days: int = 7
+    event_purge_interval_s: int = 3600
+    # Seconds between deposit monitor passes over the active wallets' Horizon payments;
+    # 0 turns the monitor off in this process (another process may run it).
+    deposit_poll_s: int = 5
+    # Reconciliation (reconcile/): scheduled runs every interval (0 turns the schedule off), and
+    # the ages after which a non-zero clearing account or a running operation is reported.
+    reconcile_interval_s: int = 600
+    reconcile_clearing_max_age_s: int = 3600
+    reconcile_operation_max_age_s: int = 3600
+    # Outbound webhooks (api.md 3.10). Insecure: http:// and loopback/private addresses are
+    # accepted (tests, a local receiver); never in production. Backoff: base doubling, capped,
+    # until max age after the first attempt. The worker polls besides its NOTIFY wake-up.
+    webhook_allow_insecure_urls: bool = False
+    webhook_backoff_base_s: float = 30.0
+    webhook_backoff_max_s: float = 21600.0
+    webhook_max_age_s: float = 259200.0
+    webhook_poll_interval_s: float = 1.0
+    # Bearer token GET /metrics requires; None: /metrics is public (api.md 3.1).
+    metrics_token: str | None = None
+    # Inbound webhook secrets (api.md 3.14); unset: every call to that webhook answers 401.
+    # Airtm's is Svix-style "whsec_<base64>"; Trustless Work's keys a hex HMAC-SHA256.
+    airtm_webhook_secret: str | None = None
+    tw_webhook_secret: str | None = None
 
     def __repr__(self) -> str:
         # The master key and wallet keys are secrets: never print them with the settings.
@@ -83,6 +115,38 @@ def _https_setting(environ: Mapping[str, str], name: str) -> str | None:
     if value is not None and not value.startswith("https://"):
         raise SettingsError(f"{name} must be an https:// URL, got {value!r}")
     return value
+
+
+def _airtm_webhook_secret(environ: Mapping[str, str]) -> str | None:
+    name = "OFFERHUB_AIRTM_WEBHOOK_SECRET"
+    value = environ.get(name) or None
+    if value is None:
+        return None
+    try:
+        decode_secret(value)
+    except ValueError:
+        # The value is a secret: name the variable, never echo it.
+        raise SettingsError(f"{name} must be whsec_ followed by base64") from None
+    if not value.startswith("whsec_"):
+        raise SettingsError(f"{name} must be whsec_ followed by base64")
+    return value
+
+
+def _metrics_token(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("OFFERHUB_METRICS_TOKEN") or None
+    if value is not None and (len(value) < METRICS_TOKEN_MIN_LENGTH or " " in value):
+        raise SettingsError(
+            f"OFFERHUB_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters "
+            "without spaces"
+        )
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "false").strip().lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -126,4 +190,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         wallet_master_keys=env.get("OFFERHUB_WALLET_MASTER_KEYS") or None,
         operation_wait_s=_int(env, "OFFERHUB_OPERATION_WAIT_S", 20, 0, 300),
+        sse_heartbeat_s=_int(env, "OFFERHUB_SSE_HEARTBEAT_S", 15, 1, 3600),
+        sse_max_streams_per_key=_int(env, "OFFERHUB_SSE_MAX_STREAMS_PER_KEY", 5, 1, 10_000),
+        sse_poll_s=_int(env, "OFFERHUB_SSE_POLL_S", 5, 1, 3600),
+        event_retention_days=_int(env, "OFFERHUB_EVENT_RETENTION_DAYS", 7, 1, 3650),
+        event_purge_interval_s=_int(env, "OFFERHUB_EVENT_PURGE_INTERVAL_S", 3600, 1, 86400),
+        deposit_poll_s=_int(env, "OFFERHUB_DEPOSIT_POLL_S", 5, 0, 3600),
+        reconcile_interval_s=_int(env, "OFFERHUB_RECONCILE_INTERVAL_S", 600, 0, 86400 * 7),
+        reconcile_clearing_max_age_s=_int(
+            env, "OFFERHUB_RECONCILE_CLEARING_MAX_AGE_S", 3600, 0, 86400 * 90
+        ),
+        reconcile_operation_max_age_s=_int(
+            env, "OFFERHUB_RECONCILE_OPERATION_MAX_AGE_S", 3600, 0, 86400 * 90
+        ),
+        webhook_allow_insecure_urls=_flag(env, "OFFERHUB_WEBHOOK_ALLOW_INSECURE_URLS"),
+        webhook_backoff_base_s=_int(env, "OFFERHUB_WEBHOOK_BACKOFF_BASE_S", 30, 1, 86400),
+        webhook_backoff_max_s=_int(env, "OFFERHUB_WEBHOOK_BACKOFF_MAX_S", 21600, 1, 604800),
+        webhook_max_age_s=_int(env, "OFFERHUB_WEBHOOK_MAX_AGE_S", 259200, 60, 2592000),
+        webhook_poll_interval_s=_int(env, "OFFERHUB_WEBHOOK_POLL_INTERVAL_S", 1, 1, 3600),
+        metrics_token=_metrics_token(env),
+        airtm_webhook_secret=_airtm_webhook_secret(env),
+        tw_webhook_secret=env.get("OFFERHUB_TW_WEBHOOK_SECRET") or None,
     )

@@ -1223,22 +1223,601 @@ CREATE INDEX topups_undelivered ON topups (marketplace_id, user_id)
 -- Event stream (SSE): notification and retention
 --------------------------------------------------------------------------------------------------
 
+-- Readers deliver an event only once every lower sequence is final (flows/event_stream.py). The
+-- proof needs each writer to hold its transaction id before its sequence is drawn; the identity
+-- default is evaluated before writer_xid's default, so the sequence is drawn again here, after
+-- pg_current_xact_id(). Sequences stay strictly increasing, just not contiguous.
+CREATE FUNCTION events_sequence_after_xid_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.writer_xid := pg_current_xact_id();
+    NEW.sequence := nextval('events_sequence_seq');
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER events_sequence_after_xid BEFORE INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION events_sequence_after_xid_v1();
+
+-- Wakes SSE streams (api/event_hub.py): one notification per marketplace per inserting
+-- statement, payload the marketplace id. Postgres delivers notifications at commit and collapses
+-- repeats within a transaction; a rolled-back insert notifies nobody.
+CREATE FUNCTION events_notify_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('offerhub_events', marketplace.marketplace_id)
+    FROM (SELECT DISTINCT marketplace_id FROM inserted_events) AS marketplace;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    REFERENCING NEW TABLE AS inserted_events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_notify_v1();
+
+-- Per marketplace, the highest sequence the retention purge deleted: a stream resuming below it
+-- may have missed events, and says so first (`replay_truncated`, api.md 3.9).
+CREATE TABLE event_purge_marks (
+    marketplace_id text NOT NULL,
+    purged_through bigint NOT NULL,
+    purged_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT event_purge_marks_pkey PRIMARY KEY (marketplace_id),
+    CONSTRAINT event_purge_marks_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT event_purge_marks_positive CHECK (purged_through >= 1)
+);
+
 --------------------------------------------------------------------------------------------------
 -- Outbound webhooks
 --------------------------------------------------------------------------------------------------
+
+-- A marketplace's webhook endpoint (api.md 3.10). Secrets are stored sealed with AES-256-GCM
+-- (flows/webhooks.py), bound to (marketplace, endpoint) as associated data. During a rotation
+-- grace period the previous secret also signs. DELETE keeps the row as DELETED (deliveries
+-- refer to it) and wipes both secrets.
+CREATE TABLE webhook_endpoints (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    url text NOT NULL,
+    description text,
+    -- Patterns as in the SSE `types` filter: exact names, `order.*` prefixes, or `*`.
+    event_types text[] NOT NULL,
+    status text NOT NULL DEFAULT 'ACTIVE',
+    -- `v<key version>:<base64(nonce|ciphertext)>`; NULL only once DELETED.
+    secret_sealed text,
+    previous_secret_sealed text,
+    previous_secret_expires_at timestamptz,
+    secret_rotated_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    deleted_at timestamptz,
+    CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT webhook_endpoints_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT webhook_endpoints_id_format CHECK (id ~ '^whe_[0-9A-Za-z]{32}$'),
+    CONSTRAINT webhook_endpoints_url_length CHECK (char_length(url) BETWEEN 1 AND 2048),
+    CONSTRAINT webhook_endpoints_description_length CHECK (char_length(description) <= 255),
+    CONSTRAINT webhook_endpoints_event_types_count CHECK (
+        cardinality(event_types) BETWEEN 1 AND 100
+    ),
+    CONSTRAINT webhook_endpoints_status_values CHECK (status IN ('ACTIVE', 'DELETED')),
+    CONSTRAINT webhook_endpoints_secret_when_active CHECK (
+        (status = 'ACTIVE') = (secret_sealed IS NOT NULL)
+    ),
+    CONSTRAINT webhook_endpoints_deleted_at CHECK ((status = 'DELETED') = (deleted_at IS NOT NULL)),
+    -- A previous secret exists only with the end of its grace period.
+    CONSTRAINT webhook_endpoints_previous_secret_expiry CHECK (
+        (previous_secret_sealed IS NULL) = (previous_secret_expires_at IS NULL)
+    )
+);
+
+-- Listing, newest first (api.md 1.4); the fan-out finds a marketplace's active endpoints.
+CREATE INDEX webhook_endpoints_by_created
+    ON webhook_endpoints (marketplace_id, created_at DESC, id DESC) WHERE status = 'ACTIVE';
+
+-- One delivery of one event to one endpoint (plus manual redeliveries). PENDING until a 2xx
+-- (SUCCEEDED), until 3 days after the first attempt (FAILED), or until the endpoint is
+-- deleted (CANCELED). While PENDING, next_attempt_at is when a worker may claim it; a claim
+-- pushes it out by a lease (flows/webhook_delivery.py). No foreign key to events: event
+-- retention must stay free to purge old events, and a delivery whose event is gone fails.
+CREATE TABLE webhook_deliveries (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    endpoint_id text NOT NULL,
+    event_sequence bigint NOT NULL,
+    event_id text NOT NULL,
+    event_type text NOT NULL,
+    -- Deliveries of one resource to one endpoint go out in sequence order.
+    resource_id text NOT NULL,
+    status text NOT NULL DEFAULT 'PENDING',
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz DEFAULT now(),
+    first_attempt_at timestamptz,
+    last_attempt_at timestamptz,
+    last_response_status integer,
+    last_error text,
+    redelivery_of text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT webhook_deliveries_endpoint_fkey FOREIGN KEY (marketplace_id, endpoint_id)
+        REFERENCES webhook_endpoints (marketplace_id, id),
+    CONSTRAINT webhook_deliveries_redelivery_fkey FOREIGN KEY (marketplace_id, redelivery_of)
+        REFERENCES webhook_deliveries (marketplace_id, id),
+    CONSTRAINT webhook_deliveries_id_format CHECK (id ~ '^whd_[0-9A-Za-z]{32}$'),
+    CONSTRAINT webhook_deliveries_status_values CHECK (
+        status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'CANCELED')
+    ),
+    CONSTRAINT webhook_deliveries_attempts_non_negative CHECK (attempts >= 0),
+    CONSTRAINT webhook_deliveries_due_when_pending CHECK (
+        (status = 'PENDING') = (next_attempt_at IS NOT NULL)
+    ),
+    CONSTRAINT webhook_deliveries_completed_when_final CHECK (
+        (status = 'PENDING') = (completed_at IS NULL)
+    ),
+    CONSTRAINT webhook_deliveries_error_length CHECK (char_length(last_error) <= 1000)
+);
+
+-- The claim query: due pending deliveries, oldest due first.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'PENDING';
+-- The ordering guard of the claim: an earlier pending delivery of the same resource and
+-- endpoint holds the later ones back (redeliveries stand outside the order).
+CREATE INDEX webhook_deliveries_pending_by_resource
+    ON webhook_deliveries (marketplace_id, endpoint_id, resource_id, event_sequence)
+    WHERE status = 'PENDING' AND redelivery_of IS NULL;
+-- An endpoint's delivery log, newest first; the cancel-on-delete finds its pending ones.
+CREATE INDEX webhook_deliveries_by_endpoint
+    ON webhook_deliveries (marketplace_id, endpoint_id, created_at DESC, id DESC);
+-- The fan-out writes one delivery per (event, endpoint); redeliveries are extra rows.
+CREATE UNIQUE INDEX webhook_deliveries_one_per_event
+    ON webhook_deliveries (marketplace_id, endpoint_id, event_sequence)
+    WHERE redelivery_of IS NULL;
+
+-- Every HTTP attempt of a delivery, in order: the delivery log's detail.
+CREATE TABLE webhook_delivery_attempts (
+    marketplace_id text NOT NULL,
+    delivery_id text NOT NULL,
+    attempt integer NOT NULL,
+    attempted_at timestamptz NOT NULL,
+    duration_ms integer NOT NULL,
+    response_status integer,
+    error text,
+    succeeded boolean NOT NULL,
+    CONSTRAINT webhook_delivery_attempts_pkey PRIMARY KEY (marketplace_id, delivery_id, attempt),
+    CONSTRAINT webhook_delivery_attempts_delivery_fkey FOREIGN KEY (marketplace_id, delivery_id)
+        REFERENCES webhook_deliveries (marketplace_id, id),
+    CONSTRAINT webhook_delivery_attempts_attempt_positive CHECK (attempt >= 1),
+    CONSTRAINT webhook_delivery_attempts_duration CHECK (duration_ms >= 0),
+    CONSTRAINT webhook_delivery_attempts_error_length CHECK (char_length(error) <= 1000)
+);
+
+-- A random `<prefix>` + 32 chars of [0-9A-Za-z] (ids made inside SQL, as by common/ids.py).
+CREATE FUNCTION offerhub_webhook_delivery_id_v1() RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT 'whd_' || string_agg(
+        substr('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+               1 + get_byte(digest, position) % 62, 1),
+        '' ORDER BY position)
+    FROM (SELECT sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())) AS digest)
+        AS random_bytes,
+        generate_series(0, 31) AS position
+$$;
+
+-- Fan-out (design.md 6): in the event's own transaction, one delivery per ACTIVE endpoint of
+-- the event's marketplace whose patterns match the type (`*`, exact, or `prefix.*`). An event
+-- and its deliveries therefore commit together: nothing is lost in between. A NOTIFY (sent
+-- at commit, collapsed per transaction) wakes the delivery workers.
+CREATE FUNCTION webhook_fan_out_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (
+        marketplace_id, id, endpoint_id, event_sequence, event_id, event_type, resource_id
+    )
+    SELECT NEW.marketplace_id, offerhub_webhook_delivery_id_v1(), endpoint.id, NEW.sequence,
+        NEW.id, NEW.type, NEW.resource_id
+    FROM webhook_endpoints AS endpoint
+    WHERE endpoint.marketplace_id = NEW.marketplace_id
+        AND endpoint.status = 'ACTIVE'
+        AND EXISTS (
+            SELECT 1 FROM unnest(endpoint.event_types) AS pattern
+            WHERE pattern = '*' OR pattern = NEW.type
+                OR (pattern LIKE '%.*' AND starts_with(NEW.type, left(pattern, -1)))
+        );
+    IF FOUND THEN
+        PERFORM pg_notify('offerhub_webhook_deliveries', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER events_webhook_fan_out AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION webhook_fan_out_v1();
 
 --------------------------------------------------------------------------------------------------
 -- Inbound provider webhooks
 --------------------------------------------------------------------------------------------------
 
+-- One verified provider webhook (api.md 3.14), deduplicated by the provider's own event id
+-- (`svix-id` for Airtm, `event_id` for Trustless Work): a repeat hits the unique key and is
+-- answered 200 without a second row. `body` is the parsed request body (signatures and headers
+-- are not kept). The resource it names is matched on receipt (`marketplace_id`, `resource_*`).
+-- RECEIVED: stored, not processed yet; APPLIED: its news was applied to the resource; IGNORED:
+-- nothing to apply (unknown type, no matching resource, final resource, stale news; `outcome`
+-- says which); FAILED: processing failed (`error`), retried at next_attempt_at. next_attempt_at
+-- is also the processing lease (flows/provider_events.py).
+CREATE TABLE provider_events (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    provider text NOT NULL,
+    provider_event_id text NOT NULL,
+    type text NOT NULL,
+    body jsonb NOT NULL,
+    -- When the provider says it sent the event (svix-timestamp), if it says.
+    sent_at timestamptz,
+    marketplace_id text,
+    resource_type text,
+    resource_id text,
+    status text NOT NULL DEFAULT 'RECEIVED',
+    outcome text,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    error text,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    processed_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT provider_events_pkey PRIMARY KEY (id),
+    CONSTRAINT provider_events_dedupe_key UNIQUE (provider, provider_event_id),
+    CONSTRAINT provider_events_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT provider_events_provider_values CHECK (provider IN ('airtm', 'trustless_work')),
+    CONSTRAINT provider_events_event_id_length CHECK (
+        char_length(provider_event_id) BETWEEN 1 AND 255
+    ),
+    CONSTRAINT provider_events_type_length CHECK (char_length(type) BETWEEN 1 AND 255),
+    CONSTRAINT provider_events_body_object CHECK (jsonb_typeof(body) = 'object'),
+    CONSTRAINT provider_events_status_values CHECK (
+        status IN ('RECEIVED', 'APPLIED', 'IGNORED', 'FAILED')
+    ),
+    CONSTRAINT provider_events_resource_complete CHECK (
+        (resource_type IS NULL) = (resource_id IS NULL)
+        AND (resource_id IS NULL OR marketplace_id IS NOT NULL)
+    ),
+    CONSTRAINT provider_events_attempts_non_negative CHECK (attempts >= 0),
+    -- Done (APPLIED/IGNORED) exactly when processed_at is stamped.
+    CONSTRAINT provider_events_processed_when_done CHECK (
+        (processed_at IS NOT NULL) = (status IN ('APPLIED', 'IGNORED'))
+    ),
+    CONSTRAINT provider_events_error_when_failed CHECK (error IS NULL OR status = 'FAILED')
+);
+
+-- The retry loop's claim: unfinished events, oldest due first.
+CREATE INDEX provider_events_due ON provider_events (next_attempt_at)
+    WHERE status IN ('RECEIVED', 'FAILED');
+-- A resource's provider news, in arrival order (reconciliation, support).
+CREATE INDEX provider_events_by_resource
+    ON provider_events (marketplace_id, resource_type, resource_id, received_at)
+    WHERE resource_id IS NOT NULL;
+-- Trustless Work webhooks name an escrow only by its contract id (and carry no marketplace).
+CREATE INDEX escrows_by_contract_id ON escrows (contract_id) WHERE contract_id IS NOT NULL;
+
 --------------------------------------------------------------------------------------------------
 -- Deposit monitor
 --------------------------------------------------------------------------------------------------
+
+-- Where the deposit monitor stands in each active wallet's Horizon payments (providers.md 2.5):
+-- the paging token of the last record handled, advanced in the transaction that credits the
+-- page (flows/deposits.py), so a crash re-reads the page and nothing is missed or doubled.
+-- polled_at/leased_until let several monitor processes share a pass (flows/deposit_monitor.py).
+CREATE TABLE deposit_cursors (
+    marketplace_id text NOT NULL,
+    wallet_id text NOT NULL,
+    -- NULL: from the account's first operation (never "now": that could skip a deposit).
+    paging_token text,
+    -- End of this wallet's last complete poll; a pass polls wallets polled before it began.
+    polled_at timestamptz,
+    -- A monitor is polling the wallet until then; expires by itself after a crash.
+    leased_until timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT deposit_cursors_pkey PRIMARY KEY (marketplace_id, wallet_id),
+    CONSTRAINT deposit_cursors_wallet_fkey FOREIGN KEY (marketplace_id, wallet_id)
+        REFERENCES wallets (marketplace_id, id),
+    CONSTRAINT deposit_cursors_paging_token_format CHECK (paging_token ~ '^[0-9]{1,24}$')
+);
+
+-- The claim of a pass: wallets not polled since it began, least recently polled first.
+CREATE INDEX deposit_cursors_by_polled ON deposit_cursors (polled_at NULLS FIRST);
+
+-- One incoming USDC payment credited to a user (external:stellar -> user:<usr>, code deposit).
+-- A Horizon operation is credited at most once, whoever finds it (the monitor, or
+-- reconciliation with source stellar_deposit_reconciled); transfer_id is derived from it
+-- (flows.deposits). Unique per marketplace like every tenant key (a wallet belongs to one
+-- marketplace, so this is per chain operation), which also survives a testnet reset.
+CREATE TABLE deposits (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    user_id text NOT NULL,
+    wallet_id text NOT NULL,
+    operation_id text NOT NULL,
+    operation_type text NOT NULL,
+    tx_hash text NOT NULL,
+    from_address text,
+    amount_minor bigint NOT NULL,
+    asset_code text NOT NULL,
+    asset_issuer text NOT NULL,
+    transfer_id text NOT NULL,
+    paging_token text NOT NULL,
+    source text NOT NULL,
+    -- When the operation's ledger closed (Horizon's created_at).
+    occurred_at timestamptz NOT NULL,
+    credited_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT deposits_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT deposits_operation_id_key UNIQUE (marketplace_id, operation_id),
+    CONSTRAINT deposits_wallet_fkey FOREIGN KEY (marketplace_id, wallet_id)
+        REFERENCES wallets (marketplace_id, id),
+    CONSTRAINT deposits_transfer_fkey FOREIGN KEY (marketplace_id, transfer_id)
+        REFERENCES ledger_transfers (marketplace_id, id),
+    CONSTRAINT deposits_id_format CHECK (id ~ '^dep_[0-9A-Za-z]{32}$'),
+    CONSTRAINT deposits_operation_id_format CHECK (operation_id ~ '^[0-9]{1,24}$'),
+    CONSTRAINT deposits_operation_type_values CHECK (operation_type IN (
+        'payment', 'path_payment_strict_send', 'path_payment_strict_receive'
+    )),
+    CONSTRAINT deposits_tx_hash_format CHECK (tx_hash ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT deposits_amount_positive CHECK (amount_minor > 0),
+    CONSTRAINT deposits_asset_code_usdc CHECK (asset_code = 'USDC'),
+    CONSTRAINT deposits_source_values CHECK (
+        source IN ('stellar_deposit', 'stellar_deposit_reconciled')
+    )
+);
+
+-- A user's deposits, newest first; a transaction's deposits (reconciliation by hash).
+CREATE INDEX deposits_by_user ON deposits (marketplace_id, user_id, credited_at DESC);
+CREATE INDEX deposits_by_tx_hash ON deposits (tx_hash);
 
 --------------------------------------------------------------------------------------------------
 -- Audit log
 --------------------------------------------------------------------------------------------------
 
+-- One append-only, hash-chained log per marketplace (api.md 3.11, design.md 6). Code never writes
+-- audit_log itself: flows.audit.record_audit validates and redacts an entry, hashes its canonical
+-- content (entry_hash, defined in flows/audit.py) and inserts it into audit_pending, in the
+-- transaction of the change. At COMMIT a deferred constraint trigger appends each pending entry
+-- to its marketplace's chain: it locks the chain head, numbers the entry, stamps occurred_at,
+-- chains the hash, inserts the audit_log row and deletes the pending one.
+--
+-- Concurrency trade-off: one total order per marketplace needs one lock per marketplace, and a
+-- transaction holds it until it ends. Taking it at COMMIT (not at the first audited statement)
+-- shrinks that window to the commit itself, so writers of one marketplace queue only behind each
+-- other's commits; marketplaces never wait for each other. A rolled-back transaction leaves no
+-- entry and no gap.
+--
+-- hash = lowercase hex SHA-256 of the UTF-8 text
+--     prev_hash || E'\n' || chain_index || E'\n' || occurred_at || E'\n' || entry_hash
+-- with chain_index in decimal and occurred_at in UTC as YYYY-MM-DDTHH:MM:SS.ffffffZ; the first
+-- entry's prev_hash is 64 zeros. `offerhub audit verify` recomputes entry_hash and hash.
+
+CREATE TABLE audit_chain_heads (
+    marketplace_id text NOT NULL,
+    last_index bigint NOT NULL DEFAULT 0,
+    last_id text,
+    last_hash text NOT NULL DEFAULT repeat('0', 64),
+    last_occurred_at timestamptz,
+    CONSTRAINT audit_chain_heads_pkey PRIMARY KEY (marketplace_id),
+    CONSTRAINT audit_chain_heads_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT audit_chain_heads_last_index_range CHECK (last_index >= 0)
+);
+
+-- Entries of transactions still running; empty outside them (the commit trigger moves them).
+CREATE TABLE audit_pending (
+    sequence bigint GENERATED ALWAYS AS IDENTITY,
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    actor_type text NOT NULL,
+    actor_id text,
+    action text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text NOT NULL,
+    request_id text,
+    summary jsonb NOT NULL,
+    entry_hash text NOT NULL,
+    CONSTRAINT audit_pending_pkey PRIMARY KEY (sequence),
+    CONSTRAINT audit_pending_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT audit_pending_id_format CHECK (id ~ '^aud_[0-9A-Za-z]{32}$'),
+    CONSTRAINT audit_pending_actor_type CHECK (
+        actor_type IN ('API_KEY', 'MASTER_KEY', 'PROVIDER', 'SYSTEM')
+    ),
+    CONSTRAINT audit_pending_action_format CHECK (action ~ '^[A-Z][A-Z0-9_]{0,63}$'),
+    CONSTRAINT audit_pending_resource_type_format CHECK (resource_type ~ '^[a-z_]{1,40}$'),
+    CONSTRAINT audit_pending_summary_object CHECK (jsonb_typeof(summary) = 'object'),
+    CONSTRAINT audit_pending_entry_hash_format CHECK (entry_hash ~ '^[0-9a-f]{64}$')
+);
+
+CREATE TABLE audit_log (
+    marketplace_id text NOT NULL,
+    -- Position in the marketplace's chain: 1, 2, 3, ... without gaps.
+    chain_index bigint NOT NULL,
+    id text NOT NULL,
+    -- Stamped at commit, never before the previous entry's: follows chain order.
+    occurred_at timestamptz NOT NULL,
+    actor_type text NOT NULL,
+    actor_id text,
+    action text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text NOT NULL,
+    request_id text,
+    -- {before, after, idempotency_key, ip, user_agent}, redacted (flows/audit.py).
+    summary jsonb NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL,
+    CONSTRAINT audit_log_pkey PRIMARY KEY (marketplace_id, chain_index),
+    CONSTRAINT audit_log_id_key UNIQUE (marketplace_id, id),
+    CONSTRAINT audit_log_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT audit_log_chain_index_range CHECK (chain_index >= 1),
+    CONSTRAINT audit_log_id_format CHECK (id ~ '^aud_[0-9A-Za-z]{32}$'),
+    CONSTRAINT audit_log_actor_type CHECK (
+        actor_type IN ('API_KEY', 'MASTER_KEY', 'PROVIDER', 'SYSTEM')
+    ),
+    CONSTRAINT audit_log_action_format CHECK (action ~ '^[A-Z][A-Z0-9_]{0,63}$'),
+    CONSTRAINT audit_log_resource_type_format CHECK (resource_type ~ '^[a-z_]{1,40}$'),
+    CONSTRAINT audit_log_summary_object CHECK (jsonb_typeof(summary) = 'object'),
+    CONSTRAINT audit_log_prev_hash_format CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT audit_log_hash_format CHECK (hash ~ '^[0-9a-f]{64}$')
+);
+
+-- GET /audit/logs: newest first, and by resource or request.
+CREATE INDEX audit_log_by_time ON audit_log (marketplace_id, occurred_at DESC, id DESC);
+CREATE INDEX audit_log_by_resource ON audit_log (marketplace_id, resource_id, chain_index);
+CREATE INDEX audit_log_by_request ON audit_log (marketplace_id, request_id)
+    WHERE request_id IS NOT NULL;
+
+-- The commit-time append of one pending entry (see the section comment).
+CREATE FUNCTION audit_chain_append_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    head audit_chain_heads%ROWTYPE;
+    stamped timestamptz;
+    chained text;
+BEGIN
+    SELECT * INTO head FROM audit_chain_heads
+    WHERE marketplace_id = NEW.marketplace_id FOR UPDATE;
+    IF NOT FOUND THEN
+        -- The marketplace's first entry: a concurrent first writer may create the head too.
+        INSERT INTO audit_chain_heads (marketplace_id) VALUES (NEW.marketplace_id)
+        ON CONFLICT (marketplace_id) DO NOTHING;
+        SELECT * INTO STRICT head FROM audit_chain_heads
+        WHERE marketplace_id = NEW.marketplace_id FOR UPDATE;
+    END IF;
+    -- greatest() skips a NULL (no previous entry) and keeps time monotonic along the chain.
+    stamped := greatest(clock_timestamp(), head.last_occurred_at);
+    chained := encode(sha256(convert_to(
+        head.last_hash || E'\n' || (head.last_index + 1)::text || E'\n'
+        || to_char(stamped AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || E'\n'
+        || NEW.entry_hash,
+        'UTF8'
+    )), 'hex');
+    INSERT INTO audit_log (
+        marketplace_id, chain_index, id, occurred_at, actor_type, actor_id, action,
+        resource_type, resource_id, request_id, summary, prev_hash, hash
+    ) VALUES (
+        NEW.marketplace_id, head.last_index + 1, NEW.id, stamped, NEW.actor_type, NEW.actor_id,
+        NEW.action, NEW.resource_type, NEW.resource_id, NEW.request_id, NEW.summary,
+        head.last_hash, chained
+    );
+    UPDATE audit_chain_heads
+    SET last_index = head.last_index + 1, last_id = NEW.id, last_hash = chained,
+        last_occurred_at = stamped
+    WHERE marketplace_id = NEW.marketplace_id;
+    DELETE FROM audit_pending WHERE sequence = NEW.sequence;
+    RETURN NULL;
+END;
+$$;
+
+CREATE CONSTRAINT TRIGGER audit_pending_chain AFTER INSERT ON audit_pending
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_append_v1();
+
+-- Append-only: no UPDATE, DELETE or TRUNCATE of entries; a chain head is never removed.
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION refuse_history_change_v1();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_history_change_v1();
+CREATE TRIGGER audit_chain_heads_kept BEFORE DELETE ON audit_chain_heads
+    FOR EACH ROW EXECUTE FUNCTION offerhub_refuse_v1(
+        'audit_chain_heads_kept', 'an audit chain head is never removed'
+    );
+CREATE TRIGGER audit_chain_heads_no_truncate BEFORE TRUNCATE ON audit_chain_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION offerhub_refuse_v1(
+        'audit_chain_heads_kept', 'an audit chain head is never removed'
+    );
+
 --------------------------------------------------------------------------------------------------
 -- Reconciliation
 --------------------------------------------------------------------------------------------------
+
+-- One reconciliation run of a marketplace (api.md 3.13, 4): RUNNING until it stores its items.
+-- ledger_position is the last transfer sequence of the snapshot it read, stellar_ledger the
+-- chain ledger it pinned; drift holds {currency, source, account_class, amount} (minor units).
+CREATE TABLE reconciliation_runs (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    status text NOT NULL DEFAULT 'RUNNING',
+    trigger text NOT NULL,
+    sources text[] NOT NULL,
+    ledger_position bigint,
+    ledger_as_of timestamptz NOT NULL DEFAULT now(),
+    stellar_ledger bigint,
+    items_checked integer NOT NULL DEFAULT 0,
+    matched integer NOT NULL DEFAULT 0,
+    discrepancies integer NOT NULL DEFAULT 0,
+    drift jsonb NOT NULL DEFAULT '[]',
+    error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    CONSTRAINT reconciliation_runs_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT reconciliation_runs_marketplace_fkey FOREIGN KEY (marketplace_id)
+        REFERENCES marketplaces (id),
+    CONSTRAINT reconciliation_runs_id_format CHECK (id ~ '^rcn_[0-9A-Za-z]{32}$'),
+    CONSTRAINT reconciliation_runs_status_values CHECK (
+        status IN ('RUNNING', 'COMPLETED', 'FAILED')
+    ),
+    CONSTRAINT reconciliation_runs_trigger_values CHECK (trigger IN ('SCHEDULE', 'MANUAL')),
+    CONSTRAINT reconciliation_runs_sources_values CHECK (
+        cardinality(sources) BETWEEN 1 AND 4
+        AND sources <@ ARRAY['ledger', 'stellar', 'trustless_work', 'airtm']::text[]
+    ),
+    CONSTRAINT reconciliation_runs_counts CHECK (
+        items_checked >= 0 AND matched >= 0 AND discrepancies >= 0
+        AND matched + discrepancies = items_checked
+    ),
+    CONSTRAINT reconciliation_runs_drift_array CHECK (jsonb_typeof(drift) = 'array'),
+    CONSTRAINT reconciliation_runs_finished CHECK ((status = 'RUNNING') = (finished_at IS NULL))
+);
+
+-- One run at a time per marketplace (RECONCILIATION_ALREADY_RUNNING).
+CREATE UNIQUE INDEX reconciliation_runs_one_running
+    ON reconciliation_runs (marketplace_id) WHERE status = 'RUNNING';
+-- Lists and /latest: newest first.
+CREATE INDEX reconciliation_runs_by_created
+    ON reconciliation_runs (marketplace_id, created_at DESC, id DESC);
+
+-- One check of a run: MATCHED, or a break with both amounts (difference = ledger - external).
+CREATE TABLE reconciliation_items (
+    marketplace_id text NOT NULL,
+    id text NOT NULL,
+    run_id text NOT NULL,
+    source text NOT NULL,
+    kind text NOT NULL,
+    status text NOT NULL,
+    -- Bounded label of the drift gauges (user, escrow, platform, clearing, books, operation).
+    account_class text NOT NULL,
+    resource_type text,
+    resource_id text,
+    account_id text,
+    external_ref text,
+    ledger_amount bigint,
+    external_amount bigint,
+    difference bigint,
+    detail text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT reconciliation_items_pkey PRIMARY KEY (marketplace_id, id),
+    CONSTRAINT reconciliation_items_run_fkey FOREIGN KEY (marketplace_id, run_id)
+        REFERENCES reconciliation_runs (marketplace_id, id),
+    CONSTRAINT reconciliation_items_id_format CHECK (id ~ '^rci_[0-9A-Za-z]{32}$'),
+    CONSTRAINT reconciliation_items_source_values CHECK (
+        source IN ('ledger', 'stellar', 'trustless_work', 'airtm')
+    ),
+    CONSTRAINT reconciliation_items_kind_format CHECK (kind ~ '^[A-Z_]{1,40}$'),
+    CONSTRAINT reconciliation_items_status_values CHECK (
+        status IN ('MATCHED', 'MISMATCH', 'MISSING_IN_LEDGER', 'MISSING_AT_PROVIDER')
+    ),
+    CONSTRAINT reconciliation_items_matched_no_difference CHECK (
+        status <> 'MATCHED' OR coalesce(difference, 0) = 0
+    ),
+    CONSTRAINT reconciliation_items_detail_length CHECK (char_length(detail) <= 2000)
+);
+
+-- A run's items, newest first (api.md 1.4), filtered by status, kind and source.
+CREATE INDEX reconciliation_items_by_run
+    ON reconciliation_items (marketplace_id, run_id, created_at DESC, id DESC);

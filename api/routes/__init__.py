@@ -40,14 +40,21 @@ from typing import Final
 from litestar.handlers import HTTPRouteHandler
 
 from api.config import config
+from api.routes.audit import AUDIT_ROUTES
 from api.routes.disputes import DISPUTES_ROUTES
 from api.routes.docs import openapi_document
+from api.routes.events import EVENTS_ROUTES
 from api.routes.health import health, readiness
 from api.routes.keys import create_api_key, list_keys, me, revoke_api_key_route
+from api.routes.ledger import LEDGER_ROUTES
 from api.routes.marketplaces import create_marketplace, get_one_marketplace, list_all_marketplaces
 from api.routes.orders import ORDERS_ROUTES
+from api.routes.provider_webhooks import PROVIDER_WEBHOOK_ROUTES
+from api.routes.reconciliation import RECONCILIATION_ROUTES
+from api.routes.reports import REPORTS_ROUTES
 from api.routes.topups import TOPUPS_ROUTES
 from api.routes.users import USERS_ROUTES
+from api.routes.webhook_endpoints import WEBHOOK_ENDPOINT_ROUTES
 from api.routes.withdrawals import WITHDRAWALS_ROUTES
 
 __all__ = ["ROUTES"]
@@ -69,4 +76,11 @@ ROUTES: Final[tuple[HTTPRouteHandler, ...]] = (
     *DISPUTES_ROUTES,
     *TOPUPS_ROUTES,
     *WITHDRAWALS_ROUTES,
+    *EVENTS_ROUTES,
+    *RECONCILIATION_ROUTES,
+    *AUDIT_ROUTES,
+    *LEDGER_ROUTES,
+    *REPORTS_ROUTES,
+    *WEBHOOK_ENDPOINT_ROUTES,
+    *PROVIDER_WEBHOOK_ROUTES,
 )

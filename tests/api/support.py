@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import httpx
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody, QueryParameter
@@ -40,7 +41,13 @@ PUBLIC_CONFIG = sandbox_config(Sandbox().provider_settings("http://sandbox.test"
 
 def settings_for_tests(**overrides: Any) -> Settings:
     """Settings of a test app: a master key, rate limiting off unless asked for."""
-    fields: dict[str, Any] = {"master_key": MASTER_KEY, "rate_limit_per_s": 0, "pool_max_size": 30}
+    # Scheduled reconciliation off: tests start their runs themselves.
+    fields: dict[str, Any] = {
+        "master_key": MASTER_KEY,
+        "rate_limit_per_s": 0,
+        "pool_max_size": 30,
+        "reconcile_interval_s": 0,
+    }
     return Settings(**{**fields, **overrides})
 
 
@@ -283,13 +290,30 @@ class SandboxApi(Api):
 
 @contextlib.asynccontextmanager
 async def running_api_on_sandbox(
-    dsn: str, *, settings: Settings | None = None, wait_s: float = 10.0, seed: int = 3
+    dsn: str,
+    *,
+    settings: Settings | None = None,
+    wait_s: float = 10.0,
+    seed: int = 3,
+    airtm_webhooks: bool = False,
+    deposit_poll_s: float | None = None,
 ) -> AsyncIterator[SandboxApi]:
     """The real app with its runtime: real clients to a sandbox, a background runner.
 
-    Requests that start an operation wait up to ``wait_s`` for it, as in production.
+    Requests that start an operation wait up to ``wait_s`` for it, as in production. With
+    ``airtm_webhooks``, the sandbox's Airtm signs its webhooks with the app's secret and posts
+    them to ``/api/v1/webhooks/airtm`` (after each control action, and every 0.2 s); its clock
+    then follows the wall clock, as the signature's timestamp check needs. With
+    ``deposit_poll_s``, the deposit monitor credits USDC reaching users' wallets (off by
+    default: most tests mint USDC and book it with an adjustment themselves).
     """
-    sandbox = Sandbox(seed=seed, start_s=1_800_000_000)
+    if airtm_webhooks:
+        sandbox = Sandbox(seed=seed, follow_wall_clock=True)
+        settings = msgspec.structs.replace(
+            settings or settings_for_tests(), airtm_webhook_secret=sandbox.airtm_webhook_secret
+        )
+    else:
+        sandbox = Sandbox(seed=seed, start_s=1_800_000_000)
     providers = sandbox.provider_settings("http://sandbox.test")
     factory = provider_runtime(
         sandbox_endpoints(providers),
@@ -298,6 +322,7 @@ async def running_api_on_sandbox(
         network_name="sandbox",
         wait_s=wait_s,
         poll_s=0.2,
+        deposit_poll_s=deposit_poll_s,
         transport=httpx.ASGITransport(app=sandbox.asgi_app()),
     )
     app = create_app(
@@ -309,4 +334,10 @@ async def running_api_on_sandbox(
     async with _lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield SandboxApi(client, dsn, sandbox)
+            if airtm_webhooks:
+                url = "http://testserver/api/v1/webhooks/airtm"
+                sandbox.start_webhook_pump(url, http=client, interval_s=0.2)
+            try:
+                yield SandboxApi(client, dsn, sandbox)
+            finally:
+                await sandbox.stop_webhook_pump()
