@@ -31,17 +31,21 @@ from litestar import Request, Response
 from api.auth import Caller
 from api.database import connection
 from api.errors import JSON_MEDIA_TYPE, error_reply, is_stored_error
+from api.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENCY_REPLAYS
 from api.paths import canonical_path
 from api.queries import idempotency as records
 from api.settings import Settings
 from common.errors import AppError, IdempotencyKeyInProgress, IdempotencyKeyReused
+from flows.audit import AuditContext, audit_context
 from ledger.db import run_in_transaction
 
-__all__ = ["Reply", "purge_expired", "purge_periodically", "run_mutation"]
+__all__ = ["Reply", "purge_expired", "purge_periodically", "run_audited", "run_mutation"]
 
 logger = logging.getLogger("offerhub.api.idempotency")
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 _CLAIM_ATTEMPTS: Final = 3
 _PURGE_BATCH: Final = 1000
 
@@ -200,6 +204,41 @@ async def _execute(
     return encoded
 
 
+def _in_audit_context(
+    call: Callable[[A], Awaitable[R]], context: AuditContext
+) -> Callable[[A], Awaitable[R]]:
+    """``call`` with the request's audit context set (``flows.audit``), only while it runs."""
+
+    async def contextual(argument: A) -> R:
+        with audit_context(context):
+            return await call(argument)
+
+    return contextual
+
+
+def _audit_context_of(request: Request[Any, Any, Any], caller: Caller) -> AuditContext:
+    return AuditContext(
+        request_id=caller.request_id,
+        idempotency_key=request.headers.get("idempotency-key"),
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def run_audited(
+    request: Request[Any, Any, Any],
+    caller: Caller,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
+    """Run ``work(conn)`` in one transaction with the request's audit context, for a mutation
+    that is not idempotent by key and answers without a body (a DELETE answering 204).
+    """
+    pool: asyncpg.Pool = request.app.state.pool
+    return await run_in_transaction(
+        pool, _in_audit_context(work, _audit_context_of(request, caller))
+    )
+
+
 async def run_mutation(
     request: Request[Any, Any, Any],
     caller: Caller,
@@ -231,6 +270,11 @@ async def run_mutation(
         The JSON answer (a replay carries ``Idempotency-Replayed: true``).
     """
     pool: asyncpg.Pool = request.app.state.pool
+    # Audit entries written by the work carry the request id, key, address and user agent.
+    context = _audit_context_of(request, caller)
+    work = _in_audit_context(work, context)
+    recover = None if recover is None else _in_audit_context(recover, context)
+    finish = None if finish is None else _in_audit_context(finish, context)
 
     def encode(result: Any) -> _Encoded:
         return _encode(result, status_code, location, redact)
@@ -239,8 +283,14 @@ async def run_mutation(
         return _response(encode(await run_in_transaction(pool, work)))
     settings: Settings = request.app.state.settings
     key = request.headers["idempotency-key"]
-    begun = await _begin(pool, settings, caller.namespace, key, await _fingerprint(request))
+    try:
+        begun = await _begin(pool, settings, caller.namespace, key, await _fingerprint(request))
+    except (IdempotencyKeyReused, IdempotencyKeyInProgress) as error:
+        reason = "reused" if isinstance(error, IdempotencyKeyReused) else "in_progress"
+        IDEMPOTENCY_CONFLICTS.labels(reason).inc()
+        raise
     if isinstance(begun, Response):
+        IDEMPOTENCY_REPLAYS.inc()
         return begun
     try:
         return _response(
