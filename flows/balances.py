@@ -20,6 +20,7 @@ from common.errors import (
 )
 from common.ids import new_id
 from common.money import format_amount
+from flows.audit import record_audit
 from flows.events import emit
 from flows.queries import topups as topup_queries
 from flows.queries import users as user_queries
@@ -152,6 +153,8 @@ async def get_balance(
     if user is None:
         raise UserNotFound(field="user_id")
     # Top-ups in TOPUP_PROCESSING: shown beside the balance, not spendable, not in total.
+    # On-chain deposits are never pending: a payment in a closed ledger is final, and the
+    # deposit monitor (flows/deposit_monitor.py) credits it straight to available.
     if as_of is None:
         pending_deposits = await topup_queries.processing_total_minor(conn, marketplace_id, user_id)
     else:
@@ -283,6 +286,11 @@ async def _emit_adjusted(
     )
 
 
+def _amounts(view: BalanceView) -> dict[str, str]:
+    """The audited part of a balance: available and reserved, as decimal strings."""
+    return {"available": format_amount(view.available), "reserved": format_amount(view.reserved)}
+
+
 async def adjust_balance(
     conn: asyncpg.Connection,
     *,
@@ -299,7 +307,8 @@ async def adjust_balance(
 
     CREDIT moves ``amount`` from the counter account to ``user:<usr>``; DEBIT the other way,
     limited by ``available`` (the ledger's bound decides, under the account lock). Emits
-    ``balance.credited`` (source ``adjustment``) or ``balance.debited`` with the balance after.
+    ``balance.credited`` (source ``adjustment``) or ``balance.debited`` with the balance after,
+    and audits ``BALANCE_ADJUSTED`` (balance before and after, amount, reason, counter account).
     Runs in the caller's transaction; on any error the caller rolls back and nothing stays.
 
     Raises:
@@ -311,6 +320,7 @@ async def adjust_balance(
     _check_adjustment(direction, amount, reason, reference, counter_account)
     if await user_queries.get_user(conn, marketplace_id, user_id) is None:
         raise UserNotFound(field="user_id")
+    before = await get_balance(conn, marketplace_id=marketplace_id, user_id=user_id)
     transfer_id = await _post_adjustment(
         conn,
         marketplace_id=marketplace_id,
@@ -329,6 +339,26 @@ async def adjust_balance(
         amount=amount,
         transfer_id=transfer_id,
         after=after,
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="BALANCE_ADJUSTED",
+        resource_type="balance",
+        resource_id=user_id,
+        before=_amounts(before),
+        after={
+            **_amounts(after),
+            "direction": direction,
+            "amount": format_amount(amount),
+            "counter_account": counter_account,
+            "reason": reason,
+            "reference": reference,
+            "transfer_id": transfer_id,
+        },
+        request_id=actor.request_id,
     )
     created_at = await conn.fetchval(TRANSFER_CREATED_AT, marketplace_id, transfer_id)
     return AdjustmentRecord(

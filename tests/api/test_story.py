@@ -1,7 +1,10 @@
 """The marketplace story over HTTP on the sandbox, and the money races.
 
-A buyer deposits 200 USDC (minted to its wallet on the sandbox chain and credited to the ledger
-by an admin adjustment against ``external:stellar``: there is no deposit monitor yet). Then:
+A buyer deposits 200 USDC: the sandbox's control route sends them from the outside world to
+the address ``GET /users/{id}/wallet/deposit`` gives, and the deposit monitor, running in the
+app, credits them (``external:stellar -> user``); the test polls the balance until it shows.
+The monitor keeps running through the story: escrow payouts reaching the wallets must not be
+credited a second time. Then:
 
 1. an order of 80 with two milestones is reserved, escrowed, funded, completed and released;
 2. an order of 20 is disputed and resolved as a 12 / 8 split;
@@ -18,6 +21,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from common.money import format_amount, parse_amount
@@ -80,6 +84,28 @@ class Books:
         created = await self.market.step(f"/orders/{order_id}/escrow", status=201)
         assert (created["status"], created["escrow"]["status"]) == ("ESCROW_FUNDING", "CREATED")
         self.contracts[order_id] = created["escrow"]["trustless_contract_id"]
+
+
+async def _deposit_on_chain(
+    market: Market, user_id: str, amount: str, timeout_s: float = 20.0
+) -> None:
+    """Send USDC to the user's deposit address on chain; wait for the monitor to credit it."""
+    instructions = (await market.get(f"/users/{user_id}/wallet/deposit")).json()
+    assert (instructions["method"], instructions["asset"]["code"]) == ("stellar_address", "USDC")
+    sandbox = market.sandbox_api.sandbox
+    control_url = sandbox.provider_settings("http://sandbox.test").control_url
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.asgi_app())) as http:
+        body = {"address": instructions["address"], "amount": amount}
+        sent = await http.post(f"{control_url}/deposits", json=body)
+    assert sent.status_code == 200, sent.text
+    before = parse_amount((await market.balance(user_id))["available"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while parse_amount((await market.balance(user_id))["available"]) < before + parse_amount(
+        amount
+    ):
+        assert loop.time() < deadline, "the deposit monitor did not credit the deposit in time"
+        await asyncio.sleep(0.1)
 
 
 async def _release_in_milestones(market: Market, books: Books) -> None:
@@ -172,12 +198,12 @@ async def _cancel(market: Market, books: Books) -> None:
 
 
 async def test_the_marketplace_story(db_dsn: str, pool: asyncpg.Pool) -> None:
-    async with running_api_on_sandbox(db_dsn) as api:
+    async with running_api_on_sandbox(db_dsn, deposit_poll_s=0.2) as api:
         market = await new_market(api, pool)
         buyer, seller = await market.parties()
         books = Books(market, buyer, seller)
         await books.check(buyer=("0.00", "0.00"), seller="0.00")
-        await market.deposit(buyer, "200", 200 * USDC)
+        await _deposit_on_chain(market, buyer, "200")
         books.deposited = 200 * USDC
         await books.check(buyer=("200.00", "0.00"), seller="0.00")
         await _release_in_milestones(market, books)
@@ -187,6 +213,11 @@ async def test_the_marketplace_story(db_dsn: str, pool: asyncpg.Pool) -> None:
         # 105.986 + 87.124 + 6.50 + 0.39 = 200: every deposited cent is accounted for.
         closed = await market.get("/orders", status="CLOSED", buyer_id=buyer)
         assert len(closed.json()["data"]) == 4
+        # A few more monitor passes over the wallets the escrows paid: still one deposit.
+        await asyncio.sleep(0.6)
+        await books.check(buyer=("105.986", "0.00"), seller="87.124")
+        deposits = await pool.fetch("SELECT user_id, amount_minor FROM deposits")
+        assert [tuple(row) for row in deposits] == [(buyer, 200 * USDC)]
 
 
 async def test_concurrent_reserves_never_overdraw_one_buyer(
