@@ -19,6 +19,8 @@ import msgspec
 from api.queries.api_keys import ApiKeyRow, get_api_key, insert_api_key, revoke_api_key
 from common.errors import ApiKeyNotFound
 from common.ids import new_id
+from flows.audit import record_audit
+from flows.transitions import SYSTEM, Actor
 
 __all__ = [
     "ALL_SCOPES",
@@ -85,8 +87,13 @@ async def issue_key(
     name: str,
     scopes: Iterable[str],
     env: Literal["live", "test"],
+    actor: Actor = SYSTEM,
 ) -> IssuedKey:
-    """Create an active key in ``marketplace_id`` and return it with its plaintext."""
+    """Create an active key in ``marketplace_id`` and return it with its plaintext.
+
+    Audited ``API_KEY_CREATED`` as ``actor`` (``SYSTEM``: the CLI and the first-start bootstrap);
+    the entry holds the key's id, name and scopes, never its text.
+    """
     key_id = new_id("key_")
     secret = secrets.token_hex(_SECRET_BYTES)
     salt = secrets.token_bytes(_SALT_BYTES)
@@ -99,17 +106,40 @@ async def issue_key(
         salt=salt,
         secret_hash=hash_secret(salt, secret),
     )
+    await _audit(conn, actor, "API_KEY_CREATED", row, before=None)
     return IssuedKey(row=row, key=f"ohk_{env}_{key_id}_{secret}")
 
 
-async def revoke_key(conn: asyncpg.Connection, marketplace_id: str, key_id: str) -> ApiKeyRow:
+async def _audit(
+    conn: asyncpg.Connection, actor: Actor, action: str, row: ApiKeyRow, *, before: str | None
+) -> None:
+    await record_audit(
+        conn,
+        marketplace_id=row.marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=action,
+        resource_type="api_key",
+        resource_id=row.id,
+        before=None if before is None else {"status": before},
+        after={"name": row.name, "scopes": list(row.scopes), "status": row.status},
+        request_id=actor.request_id,
+    )
+
+
+async def revoke_key(
+    conn: asyncpg.Connection, marketplace_id: str, key_id: str, *, actor: Actor = SYSTEM
+) -> ApiKeyRow:
     """Revoke a key of this marketplace; revoking twice returns the key unchanged.
+
+    The revocation is audited ``API_KEY_REVOKED`` as ``actor`` (a repeat writes nothing).
 
     Raises:
         ApiKeyNotFound: no such key in this marketplace.
     """
     revoked = await revoke_api_key(conn, marketplace_id, key_id)
     if revoked is not None:
+        await _audit(conn, actor, "API_KEY_REVOKED", revoked, before="ACTIVE")
         return revoked
     existing = await get_api_key(conn, marketplace_id, key_id)
     if existing is None:

@@ -14,6 +14,7 @@ import asyncpg
 from common.errors import DisputeNotFound, InvalidAmount, InvalidRequest, InvalidTransition
 from common.money import format_amount
 from common.times import format_time
+from flows.audit import record_audit
 from flows.disputes import ResolutionStarted, emit_dispute, fire_dispute, view
 from flows.operations import Registry, start_operation
 from flows.order_settlement import EscrowAddresses, Share, conclude_settlement, settle_escrow
@@ -191,6 +192,24 @@ async def resolve_dispute(
         conn, dispute, order, decision=decision, amounts=amounts, note=note, actor=actor
     )
     operation = await _start(conn, registry, order, escrow, dispute)
+    # The dispute stays UNDER_REVIEW until the chain confirms (DISPUTE_RESOLVED, by the hook).
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="DISPUTE_RESOLUTION_STARTED",
+        resource_type="dispute",
+        resource_id=dispute.id,
+        after={
+            "decision": decision,
+            "release_amount": format_amount(amounts[0]),
+            "refund_amount": format_amount(amounts[1]),
+            "note": note,
+            "operation_id": operation.id,
+        },
+        request_id=actor.request_id,
+    )
     return ResolutionStarted(dispute=view(dispute), operation=operation)
 
 

@@ -15,6 +15,7 @@ import msgspec
 from common.errors import DisputeAlreadyOpen, DisputeNotFound
 from common.ids import new_id
 from common.times import format_time
+from flows.audit import record_audit
 from flows.events import emit
 from flows.order_support import (
     emit_order,
@@ -163,6 +164,22 @@ async def open_dispute(
         reason=reason,
         description=description,
         evidence=list(evidence),
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="DISPUTE_OPENED",
+        resource_type="dispute",
+        resource_id=dispute.id,
+        after={
+            "status": dispute.status,
+            "order_id": order.id,
+            "opened_by": opened_by,
+            "reason": reason,
+        },
+        request_id=actor.request_id,
     )
     order = await fire_order(conn, order, "open_dispute", actor)
     await emit_dispute(

@@ -14,6 +14,7 @@ from common.errors import EscrowAlreadyExists, EscrowAlreadyFunded, EscrowNotFou
 from common.ids import derived_id, new_id
 from common.money import format_amount
 from common.times import format_time
+from flows.audit import record_audit
 from flows.events import emit
 from flows.operations import Registry, start_operation
 from flows.order_support import (
@@ -100,6 +101,17 @@ async def start_escrow_create(
         order_id=order.id,
         amount_minor=order.amount_minor,
         platform_fee_bps=await queries.marketplace_fee_bps(conn, marketplace_id),
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="ESCROW_CREATING",
+        resource_type="escrow",
+        resource_id=escrow.id,
+        after={"status": escrow.status, "order_id": order.id},
+        request_id=actor.request_id,
     )
     order = await fire_order(conn, order, "start_escrow", actor)
     milestones = (await queries.milestones_of_orders(conn, marketplace_id, [order.id])).get(

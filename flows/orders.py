@@ -25,6 +25,7 @@ from common.errors import (
 from common.ids import new_id
 from common.money import format_amount
 from common.times import format_time
+from flows.audit import record_audit
 from flows.dispute_resolution import on_resolve_failed, resolve_succeeded_hook
 from flows.events import emit
 from flows.operations import OperationHooks
@@ -143,8 +144,8 @@ async def create_order(
 ) -> Order:
     """Create an ORDER_CREATED order with its milestones and its ``escrow:<ord>`` account.
 
-    ``actor`` is accepted for symmetry with the other actions; creation has no transition
-    row (the audit log records who created it).
+    ``actor`` is who created it: creation has no transition row, it is audited
+    ``ORDER_CREATED``.
 
     Raises:
         InvalidRequest: buyer = seller, or duplicate milestone refs.
@@ -153,7 +154,6 @@ async def create_order(
         UserNotFound: the buyer or the seller is not a user of the marketplace.
         OrderAlreadyExists: ``client_order_ref`` is taken (``details.order_id``).
     """
-    del actor
     _check_terms(buyer_id, seller_id, amount_minor, milestones)
     present = await queries.users_present(conn, marketplace_id, [buyer_id, seller_id])
     for field, user_id in (("buyer_id", buyer_id), ("seller_id", seller_id)):
@@ -195,6 +195,24 @@ async def create_order(
             "title": title,
             "client_order_ref": client_order_ref,
         },
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="ORDER_CREATED",
+        resource_type="order",
+        resource_id=order.id,
+        after={
+            "status": order.status,
+            "buyer_id": buyer_id,
+            "seller_id": seller_id,
+            "amount": format_amount(amount_minor),
+            "client_order_ref": client_order_ref,
+            "milestones": [m.milestone_ref for m in milestones or ()],
+        },
+        request_id=actor.request_id,
     )
     return await load_order(conn, marketplace_id, order.id)
 

@@ -53,6 +53,7 @@ import asyncpg
 from common.errors import InvalidAmount, InvalidTransition, TopUpNotFound, UserNotFound
 from common.ids import new_id
 from common.money import format_amount
+from flows.audit import record_audit
 from flows.queries import topups as queries
 from flows.queries import users
 from flows.queries.operations import Operation
@@ -116,6 +117,17 @@ async def create_topup(
         metadata=metadata,
     )
     _log.debug("top-up %s created by %s", topup.id, actor.type)
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="TOPUP_CREATED",
+        resource_type="topup",
+        resource_id=topup.id,
+        after={"status": topup.status, "user_id": user_id, "amount": format_amount(amount_minor)},
+        request_id=actor.request_id,
+    )
     data = {"amount": format_amount(amount_minor), "currency": topup.currency}
     await emit_topup(conn, topup, "topup.created", data)
     return topup

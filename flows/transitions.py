@@ -3,8 +3,9 @@
 :func:`fire` runs inside the caller's transaction, after the caller has locked the row
 (``SELECT ... FOR UPDATE``). It asks the strict machine whether the event is allowed from the
 stored status, writes the new status with ``WHERE status = <old>`` and appends a
-``state_transitions`` row. The caller posts the event's ledger transfers and writes its outbox
-events in the same transaction, so status and money never disagree.
+``state_transitions`` row and its audit entry (``flows.audit``). The caller posts the event's
+ledger transfers and writes its outbox events in the same transaction, so status and money never
+disagree.
 """
 
 from enum import Enum
@@ -14,6 +15,7 @@ import asyncpg
 import msgspec
 
 from common.errors import ConcurrentUpdate, InvalidTransition
+from flows.audit import record_audit, transition_action
 from statemachines import (
     DisputeMachine,
     EscrowMachine,
@@ -125,5 +127,17 @@ async def fire(
         actor.type,
         actor.id,
         actor.request_id,
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=transition_action(resource_type, event, new),
+        resource_type=resource_type,
+        resource_id=resource_id,
+        before={"status": current},
+        after={"status": new, "event": event},
+        request_id=actor.request_id,
     )
     return new

@@ -21,6 +21,7 @@ from common.errors import (
 )
 from common.ids import new_id
 from common.times import format_time
+from flows.audit import record_audit
 from flows.balances import CURRENCY
 from flows.events import emit
 from flows.operation_steps import open_wallet
@@ -99,14 +100,13 @@ async def create_user(
     Idempotent on ``external_user_id`` within the marketplace: an existing user is returned
     unchanged with ``False`` (whatever the other fields say), a new one with ``True``. Safe
     under concurrency: a second transaction inserting the same external id waits for the first
-    and then reads its row. ``actor`` is who asked (for the audit trail kept by the caller).
+    and then reads its row. ``actor`` is who asked: a new user is audited ``USER_CREATED``.
 
     Raises:
         ValidationFailed: ``type`` is not BUYER, SELLER or BOTH (any case).
         ConcurrentUpdate: the concurrent creator's row is not visible to this transaction
             (isolation above READ COMMITTED); ``run_in_transaction`` retries.
     """
-    del actor  # Users have no state machine: nothing to record beyond the events.
     user_type = normalize_user_type(type)
     user = await queries.insert_user(
         conn,
@@ -125,6 +125,24 @@ async def create_user(
     await open_account(conn, marketplace_id, CURRENCY, user_account(user.id))
     wallet, _ = await open_wallet(conn, keyring, marketplace_id=marketplace_id, user_id=user.id)
     await _emit_created(conn, user, wallet)
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="USER_CREATED",
+        resource_type="user",
+        resource_id=user.id,
+        after={
+            "external_user_id": user.external_user_id,
+            "email": user.email,
+            "type": user.type,
+            "status": user.status,
+            "wallet_id": wallet.id,
+            "public_key": wallet.public_key,
+        },
+        request_id=actor.request_id,
+    )
     return msgspec.structs.replace(
         user, wallet=UserWallet(id=wallet.id, public_key=wallet.public_key)
     ), True
@@ -225,7 +243,6 @@ async def link_airtm(
         UserNotFound: unknown user (``field="user_id"``).
         AirtmUserAlreadyLinked: the user is linked to a different Airtm account.
     """
-    del actor  # No state machine on users; the audit trail is written by the caller.
     user = await queries.lock_user(conn, marketplace_id, user_id)
     if user is None:
         raise UserNotFound(field="user_id")
@@ -243,6 +260,18 @@ async def link_airtm(
     linked = await queries.get_user(conn, marketplace_id, user_id)
     assert linked is not None
     assert linked.airtm_linked_at is not None
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="AIRTM_LINKED",
+        resource_type="user",
+        resource_id=user_id,
+        before={"airtm_user_id": None},
+        after={"airtm_user_id": airtm_user_id, "airtm_email": airtm_email},
+        request_id=actor.request_id,
+    )
     await emit(
         conn,
         marketplace_id=marketplace_id,

@@ -25,6 +25,7 @@ from common.errors import (
 )
 from common.ids import new_id
 from common.money import format_amount
+from flows.audit import record_audit
 from flows.balances import CURRENCY
 from flows.events import emit
 from flows.operations import Registry, start_operation
@@ -232,6 +233,23 @@ async def create_withdrawal(
         memo=memo,
         description=description,
         withdrawal_id=withdrawal_id or new_id("wd_"),
+    )
+    await record_audit(
+        conn,
+        marketplace_id=marketplace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action="WITHDRAWAL_CREATED",
+        resource_type="withdrawal",
+        resource_id=row.id,
+        after={
+            "status": row.status,
+            "user_id": user_id,
+            "amount": format_amount(amount_minor),
+            "destination_type": destination_type,
+            "destination_ref": destination,
+        },
+        request_id=actor.request_id,
     )
     if wallet is not None or commit:
         row = await walk(conn, row, ["commit"], facts=StepFacts(), actor=actor)

@@ -75,6 +75,7 @@ async def create_api_key(
             name=data.name,
             scopes=data.scopes,
             env=settings.key_env,
+            actor=caller.actor,
         )
         return created_api_key_out(issued.row, issued.key)
 
@@ -137,8 +138,9 @@ async def revoke_api_key_route(
             found = await find_api_key(conn, key_id)
             if found is None:
                 raise ApiKeyNotFound(key_id=key_id)
-            return api_key_out(await revoke_key(conn, found.marketplace_id, key_id))
-        return api_key_out(await revoke_key(conn, caller.tenant, key_id))
+            revoked = await revoke_key(conn, found.marketplace_id, key_id, actor=caller.actor)
+            return api_key_out(revoked)
+        return api_key_out(await revoke_key(conn, caller.tenant, key_id, actor=caller.actor))
 
     return await run_mutation(request, caller, work)
 

@@ -20,6 +20,7 @@ from api.schemas.marketplaces import (
 )
 from common.errors import InvalidRequest, MarketplaceNotFound
 from common.ids import new_id
+from flows.audit import record_audit
 
 __all__ = ["create_marketplace", "get_one_marketplace", "list_all_marketplaces"]
 
@@ -40,6 +41,19 @@ async def create_marketplace(
         )
         if row is None:
             raise InvalidRequest("a marketplace with this name exists", field="name")
+        # The first entry of the new marketplace's audit chain.
+        actor = caller.actor
+        await record_audit(
+            conn,
+            marketplace_id=row.id,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            action="MARKETPLACE_CREATED",
+            resource_type="marketplace",
+            resource_id=row.id,
+            after={"name": row.name, "platform_fee_bps": row.platform_fee_bps},
+            request_id=actor.request_id,
+        )
         return marketplace_out(row)
 
     return await run_mutation(
