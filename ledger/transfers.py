@@ -1,8 +1,11 @@
 """Posting: ``create_transfers`` validates a batch under lock and inserts it in one statement."""
 
+import time
+
 import asyncpg
 
-from ledger.db import translate_database_errors
+from common.metrics import record_transfer_failure, record_transfers
+from ledger.db import LedgerInvariantViolation, TransferRaced, translate_database_errors
 from ledger.planner import plan_batch
 from ledger.queries import transfers as queries
 from ledger.types import RESOLVING_PHASES, Transfer, TransferOutcome
@@ -36,6 +39,19 @@ async def create_transfers(
     """
     if not transfers:
         return []
+    codes = [transfer.code for transfer in transfers]
+    started = time.perf_counter()
+    try:
+        outcomes = await _create(conn, transfers)
+    except (TransferRaced, LedgerInvariantViolation) as error:
+        result = "raced" if isinstance(error, TransferRaced) else "invariant_violation"
+        record_transfer_failure(codes, result, time.perf_counter() - started)
+        raise
+    record_transfers(codes, [outcome.result for outcome in outcomes], time.perf_counter() - started)
+    return outcomes
+
+
+async def _create(conn: asyncpg.Connection, transfers: list[Transfer]) -> list[TransferOutcome]:
     account_keys = sorted(
         {
             (transfer.marketplace_id, account_id)

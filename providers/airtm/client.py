@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from common.metrics import provider_call
 from providers.airtm import wire
 from providers.airtm.amounts import AirtmAmountError
 from providers.airtm.port import (
@@ -154,7 +155,7 @@ class AirtmClient:
         }
 
     async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
-        with _converted_errors():
+        with _converted_errors(), provider_call(PROVIDER, method, path) as call:
             # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
             async with asyncio.timeout(self._settings.timeout_s):
                 response = await self._http.request(
@@ -164,6 +165,7 @@ class AirtmClient:
                     headers=self._headers,
                     timeout=self._settings.timeout_s,
                 )
+            call.answered(response.status_code)
         if not response.is_success:
             raise _status_error(response)
         return response

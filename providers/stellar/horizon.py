@@ -22,6 +22,7 @@ from typing import Final, TypeVar
 import httpx
 import msgspec
 
+from common.metrics import provider_call
 from common.money import AmountFormatError
 from providers.errors import ProviderRejected, ProviderResponseInvalid, ProviderUnavailable
 from providers.stellar import horizon_wire as wire
@@ -211,11 +212,14 @@ class HorizonClient:
         """Send one request; transport failures become ``ProviderUnavailable``."""
         timeout_s = self._post_timeout_s if submit else self._get_timeout_s
         try:
-            # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
-            async with asyncio.timeout(timeout_s):
-                return await self._http.request(
-                    method, path, params=params, data=data, timeout=timeout_s
-                )
+            with provider_call(_PROVIDER, method, path) as call:
+                # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
+                async with asyncio.timeout(timeout_s):
+                    response = await self._http.request(
+                        method, path, params=params, data=data, timeout=timeout_s
+                    )
+                call.answered(response.status_code)
+                return response
         except httpx.ConnectError as exc:
             # The request never left: nothing can have landed.
             raise ProviderUnavailable(

@@ -13,6 +13,7 @@ from typing import Final, TypeVar
 import httpx
 import msgspec
 
+from common.metrics import provider_call
 from providers.errors import ProviderUnavailable
 from providers.trustless_work import bodies, mapping
 from providers.trustless_work.errors import PROVIDER, converted_errors, error_for_response
@@ -103,16 +104,18 @@ class TrustlessWorkClient:
         content = None if body is None else WIRE_ENCODER.encode(body)
         headers = self._headers if body is None else self._headers | _JSON_CONTENT
         with converted_errors(is_send=is_send):
-            # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
-            async with asyncio.timeout(timeout_s):
-                response = await self._http.request(
-                    method,
-                    self._url(path),
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout_s,
-                )
+            with provider_call(PROVIDER, method, path) as call:
+                # asyncio.timeout as well as httpx's: in-process transports (ASGI) ignore httpx's.
+                async with asyncio.timeout(timeout_s):
+                    response = await self._http.request(
+                        method,
+                        self._url(path),
+                        content=content,
+                        params=params,
+                        headers=headers,
+                        timeout=timeout_s,
+                    )
+                call.answered(response.status_code)
             if not response.is_success:
                 raise error_for_response(response, is_send=is_send)
             return decoder.decode(response.content)
