@@ -171,9 +171,9 @@ ORDER BY e.version
 LIMIT $6
 """
 
-# One transfer with its accounts' codes and, if pending, how it ended
-# (ledger_transfers_pkey, ledger_transfers_pending_resolved_once).
-SELECT_TRANSFER: Final[LiteralString] = """
+# Transfers with their accounts' codes and, if pending, how they ended
+# (ledger_transfers_pending_resolved_once); the WHERE clause is the caller's.
+_TRANSFERS_WITH_ACCOUNTS: Final[LiteralString] = """
 SELECT
     t.id, t.sequence, t.created_at, t.code, t.phase::text AS phase, t.pending_id,
     CASE WHEN t.phase = 'PENDING' THEN CASE r.phase
@@ -190,29 +190,20 @@ LEFT JOIN LATERAL (
     WHERE q.marketplace_id = t.marketplace_id AND q.pending_id = t.id
     LIMIT 1
 ) AS r ON t.phase = 'PENDING'
-WHERE t.marketplace_id = $1 AND t.id = $2
 """
+
+# One transfer (ledger_transfers_pkey).
+SELECT_TRANSFER: Final[LiteralString] = (
+    _TRANSFERS_WITH_ACCOUNTS
+    + """WHERE t.marketplace_id = $1 AND t.id = $2
+"""
+)
 
 # A page of the journal, oldest first after a sequence, with optional filters
 # (ledger_transfers_by_sequence).
-SELECT_TRANSFERS_PAGE: Final[LiteralString] = """
-SELECT
-    t.id, t.sequence, t.created_at, t.code, t.phase::text AS phase, t.pending_id,
-    CASE WHEN t.phase = 'PENDING' THEN CASE r.phase
-        WHEN 'POST_PENDING' THEN 'POSTED' WHEN 'VOID_PENDING' THEN 'VOIDED'
-        WHEN 'EXPIRE_PENDING' THEN 'EXPIRED' ELSE 'OPEN' END END AS pending_status,
-    t.debit_account_id, d.code AS debit_account_code,
-    t.credit_account_id, c.code AS credit_account_code,
-    t.amount, t.asset, t.linked_group, t.order_id, t.user_id, t.external_ref, t.description
-FROM ledger_transfers AS t
-JOIN ledger_accounts AS d ON d.marketplace_id = t.marketplace_id AND d.id = t.debit_account_id
-JOIN ledger_accounts AS c ON c.marketplace_id = t.marketplace_id AND c.id = t.credit_account_id
-LEFT JOIN LATERAL (
-    SELECT q.phase FROM ledger_transfers AS q
-    WHERE q.marketplace_id = t.marketplace_id AND q.pending_id = t.id
-    LIMIT 1
-) AS r ON t.phase = 'PENDING'
-WHERE t.marketplace_id = $1
+SELECT_TRANSFERS_PAGE: Final[LiteralString] = (
+    _TRANSFERS_WITH_ACCOUNTS
+    + """WHERE t.marketplace_id = $1
     AND ($2::text IS NULL OR t.debit_account_id = $2 OR t.credit_account_id = $2)
     AND ($3::text IS NULL OR t.order_id = $3)
     AND ($4::text IS NULL OR t.user_id = $4)
@@ -223,6 +214,7 @@ WHERE t.marketplace_id = $1
 ORDER BY t.sequence
 LIMIT $9
 """
+)
 
 # The journal export: one row per transfer in [from, to), in the export's column order.
 SELECT_JOURNAL: Final[LiteralString] = """
@@ -238,9 +230,8 @@ WHERE t.marketplace_id = $1 AND t.created_at >= $2 AND t.created_at < $3
 ORDER BY t.sequence
 """
 
-# The general-ledger detail: one row per posting in [from, to), transfer order, debit first
-# (ledger_side lists DEBIT first), in the export's column order.
-SELECT_GL_ENTRIES: Final[LiteralString] = """
+# The general-ledger detail: one row per posting in [from, to), in the export's column order.
+_GL_ENTRIES: Final[LiteralString] = """
 SELECT
     t.id, t.created_at, e.account_id, a.code, e.side::text, t.amount, t.asset, t.phase::text,
     t.code, cp.code,
@@ -254,24 +245,19 @@ JOIN ledger_transfers AS t ON t.marketplace_id = e.marketplace_id AND t.id = e.t
 JOIN ledger_accounts AS cp ON cp.marketplace_id = e.marketplace_id
     AND cp.id = CASE e.side WHEN 'DEBIT' THEN t.credit_account_id ELSE t.debit_account_id END
 WHERE e.marketplace_id = $1 AND e.created_at >= $2 AND e.created_at < $3
-ORDER BY e.transfer_sequence, e.side
 """
 
+# Every account's postings, transfer order, debit first (ledger_side lists DEBIT first).
+SELECT_GL_ENTRIES: Final[LiteralString] = (
+    _GL_ENTRIES
+    + """ORDER BY e.transfer_sequence, e.side
+"""
+)
+
 # The same for one account (ledger_entries_by_time).
-SELECT_GL_ENTRIES_OF_ACCOUNT: Final[LiteralString] = """
-SELECT
-    t.id, t.created_at, e.account_id, a.code, e.side::text, t.amount, t.asset, t.phase::text,
-    t.code, cp.code,
-    CASE a.normal_side
-        WHEN 'CREDIT' THEN e.credits_posted - e.debits_posted
-        ELSE e.debits_posted - e.credits_posted END,
-    e.debits_pending, e.credits_pending, t.order_id, t.external_ref
-FROM ledger_entries AS e
-JOIN ledger_accounts AS a ON a.marketplace_id = e.marketplace_id AND a.id = e.account_id
-JOIN ledger_transfers AS t ON t.marketplace_id = e.marketplace_id AND t.id = e.transfer_id
-JOIN ledger_accounts AS cp ON cp.marketplace_id = e.marketplace_id
-    AND cp.id = CASE e.side WHEN 'DEBIT' THEN t.credit_account_id ELSE t.debit_account_id END
-WHERE e.marketplace_id = $1 AND e.created_at >= $2 AND e.created_at < $3
-    AND e.account_id = $4
+SELECT_GL_ENTRIES_OF_ACCOUNT: Final[LiteralString] = (
+    _GL_ENTRIES
+    + """    AND e.account_id = $4
 ORDER BY e.transfer_sequence, e.side
 """
+)
