@@ -21,7 +21,6 @@ self-hosted Horizon carries; a global scanner, if ever needed, plugs into the sa
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Final, cast
@@ -29,6 +28,7 @@ from typing import Final, cast
 import asyncpg
 import msgspec
 
+from flows.background import BackgroundLoop
 from flows.deposits import PageOutcome, credit_page
 from flows.queries import deposits as queries
 from flows.queries.deposits import PollState, WalletScan
@@ -104,25 +104,19 @@ class DepositMonitor:
         if not 1 <= self._settings.page_limit <= _PAGE_LIMIT_MAX:
             raise ValueError(f"page_limit must be 1..{_PAGE_LIMIT_MAX}")
         self._reads = asyncio.Semaphore(self._settings.concurrency)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("deposit-monitor", self._pass, self._settings.poll_s)
 
     def start(self) -> None:
         """Start the background loop (once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="deposit-monitor")
+        self._loop.start()
 
     def wake(self) -> None:
         """Run a pass now instead of at the end of the interval."""
-        self._wake.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
         """Stop the loop; an interrupted page is read again by the next pass."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def run_once(self) -> PassSummary:
         """One pass over every active wallet not polled since the pass began."""
@@ -210,18 +204,11 @@ class DepositMonitor:
                 cast(asyncpg.Connection, proxy), keys, states, retry_s=self._settings.poll_s
             )
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                summary = await self.run_once()
-                if summary.credited:
-                    _log.info("deposit monitor: %d deposits credited", summary.credited)
-            except Exception:
-                # A database outage or a bug: keep the process serving; try again later.
-                _log.exception("deposit monitor: pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
-            self._wake.clear()
+    async def _pass(self) -> bool:
+        summary = await self.run_once()
+        if summary.credited:
+            _log.info("deposit monitor: %d deposits credited", summary.credited)
+        return False  # the next pass waits for the interval or a wake-up
 
 
 def _add(summary: PassSummary, polls: Sequence[WalletPoll | None]) -> PassSummary:

@@ -19,7 +19,6 @@ lease); :class:`ProviderEventRetrier` processes what is left (RECEIVED after a c
 after a provider outage) with exponential backoff, up to :data:`MAX_ATTEMPTS` attempts.
 """
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ import msgspec
 
 from flows import topups
 from flows.audit import record_audit
+from flows.background import BackgroundLoop
 from flows.queries import provider_events as queries
 from flows.queries import topups as topup_queries
 from flows.queries import withdrawals as withdrawal_queries
@@ -379,29 +379,15 @@ class ProviderEventRetrier:
 
     def __init__(self, processor: EventProcessor, *, poll_s: float = 1.0) -> None:
         self._processor = processor
-        self._poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("provider-event-retrier", self._run_due, poll_s)
 
     def start(self) -> None:
         """Start the loop (once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="provider-event-retrier")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop; a claimed event is taken up again once its lease runs out."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                claimed = await self._processor.run_due()
-            except Exception:
-                # A database outage or a bug: keep the process serving; try again later.
-                _log.exception("provider event retrier: run failed")
-                claimed = 0
-            if not claimed:
-                await asyncio.sleep(self._poll_s)
+    async def _run_due(self) -> bool:
+        return await self._processor.run_due() > 0

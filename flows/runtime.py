@@ -8,7 +8,6 @@ a bounded time for its operation before answering 200/201 or 202 (api.md 1.9).
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final, cast
@@ -17,6 +16,7 @@ import asyncpg
 import httpx
 import msgspec
 
+from flows.background import BackgroundLoop
 from flows.escrow_steps import ESCROW_STEPS
 from flows.operation_steps import STEP_REGISTRY
 from flows.operation_submit import ledger_clock
@@ -54,7 +54,6 @@ __all__ = [
     "wait_for_operation",
 ]
 
-_log = logging.getLogger(__name__)
 _POLL_S: Final = 1.0
 _WAIT_STEP_S: Final = 0.05
 
@@ -166,40 +165,22 @@ class OperationRunner:
         poll_s: float = _POLL_S,
     ) -> None:
         self._worker = OperationWorker(pool, deps, registry, settings, hooks)
-        self._poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("operation-runner", self._run_due, poll_s)
 
     def start(self) -> None:
         """Start the loop (once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="operation-runner")
+        self._loop.start()
 
     def wake(self) -> None:
         """An operation was just started: look for due work now."""
-        self._wake.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
         """Stop the loop; an interrupted step resumes from the database next time."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                claimed = await self._worker.run_once()
-            except Exception:
-                # A database outage or a bug: keep the process serving; try again later.
-                _log.exception("operation runner: run failed")
-                claimed = 0
-            if claimed:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
-            self._wake.clear()
+    async def _run_due(self) -> bool:
+        return await self._worker.run_once() > 0
 
 
 async def wait_for_operation(
