@@ -82,7 +82,8 @@ def _embedded_dsn(data_dir: Path) -> str | None:
 async def _database_checks(dsn: str) -> list[Check]:
     where = _without_password(dsn)
     try:
-        conn = await asyncio.wait_for(asyncpg.connect(dsn), _TIMEOUT_S)
+        async with asyncio.timeout(_TIMEOUT_S):
+            conn = await asyncpg.connect(dsn)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         reason = str(error).split("\n", 1)[0] or type(error).__name__
         return [

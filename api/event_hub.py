@@ -178,10 +178,12 @@ class EventHub:
             self.poke()  # events committed before LISTEN took effect
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self._poll_s)
+                    async with asyncio.timeout(self._poll_s):
+                        await lost.wait()
                 if not lost.is_set():
                     # A half-open TCP connection only shows itself when used.
-                    await asyncio.wait_for(listener.execute("SELECT 1"), self._poll_s)
+                    async with asyncio.timeout(self._poll_s):
+                        await listener.execute("SELECT 1")
         finally:
             if not listener.is_closed():
                 listener.terminate()
@@ -189,8 +191,11 @@ class EventHub:
     async def _checkpoint_forever(self) -> None:
         delay_s = 0.05
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the wait ends, and shutdown then hangs on this task (seen in tests).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._kick.wait()
             self._kick.clear()
             wake_all, notified = self._wake_all or not self._notified, self._notified
             self._wake_all, self._notified = False, set()

@@ -336,7 +336,8 @@ class WebhookDispatcher:
                     # A database outage or a bug: keep the process serving; try again later.
                     _log.exception("webhook dispatcher: claim failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), settings.poll_interval_s)
+                async with asyncio.timeout(settings.poll_interval_s):
+                    await self._wake.wait()
 
     def _spawn(self, claim: DeliveryRow) -> None:
         task = asyncio.create_task(self._send(claim), name=f"webhook-{claim.id}")

@@ -150,7 +150,8 @@ async def stream_events(
                     written_at = time.monotonic()
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(subscription.wake.wait(), idle_s)
+                    async with asyncio.timeout(idle_s):
+                        await subscription.wake.wait()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         # Headers are gone: end the stream; the client resumes from its Last-Event-ID.
         logger.warning("event stream of %s ended by a database error", marketplace_id)
@@ -161,7 +162,8 @@ async def stream_events(
 async def _live_position(hub: EventHub) -> int:
     """Where a stream without a resume point starts: the current stable bound."""
     try:
-        return await asyncio.wait_for(hub.ready(), _READY_WAIT_S)
+        async with asyncio.timeout(_READY_WAIT_S):
+            return await hub.ready()
     except TimeoutError:
         raise ServiceUnavailable("The event stream is starting; retry later.") from None
 

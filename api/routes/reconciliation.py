@@ -143,7 +143,8 @@ async def create_run(
         if run.status == "RUNNING":
             task = owner.launch(run)
             with contextlib.suppress(TimeoutError):
-                run = await asyncio.wait_for(asyncio.shield(task), wait_s)
+                async with asyncio.timeout(wait_s):
+                    run = await asyncio.shield(task)
         status = 202 if run.status == "RUNNING" else 201
         return Reply(run_out(run), status_code=status, location=_location(run.id))
 
