@@ -40,6 +40,7 @@ from api.settings import Settings
 from api.validation import check_declarations, check_request
 from api.version import VERSION
 from ledger.db import create_pool
+from ledger.group_commit import GroupCommitter
 
 __all__ = ["VERSION", "create_app"]
 
@@ -112,6 +113,13 @@ def create_app(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
         app.state.pool = pool
+        # Request transactions of one marketplace share commits (off when the setting is 0).
+        committer = (
+            GroupCommitter(pool, max_group=settings.group_commit_max)
+            if settings.group_commit_max > 0
+            else None
+        )
+        app.state.group_commit = committer
         purge = asyncio.create_task(purge_periodically(pool, settings.idempotency_purge_interval_s))
         event_purge = asyncio.create_task(
             purge_events_periodically(
@@ -143,6 +151,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if committer is not None:
+                await committer.close()
             await pool.close()
 
     api = Router(

@@ -1,7 +1,8 @@
 """Idempotent mutations (api.md 1.8): one helper, :func:`run_mutation`, for every POST handler.
 
 1. The request claims its ``Idempotency-Key`` (per marketplace; the master key has its own
-   namespace) with an IN_FLIGHT record holding a 60 s lease, committed on its own. Finding a
+   namespace) with an IN_FLIGHT record holding a 60 s lease, committed on its own (without
+   waiting for its WAL flush: see ``_Database.claim``). Finding a
    record instead: another fingerprint is 409 ``IDEMPOTENCY_KEY_REUSED``; a stored reply is
    replayed with ``Idempotency-Replayed: true``; a live lease is 409
    ``IDEMPOTENCY_KEY_IN_PROGRESS`` (``Retry-After: 1``); an expired lease is taken over.
@@ -15,6 +16,10 @@ Long-running actions pass ``finish``: the work transaction then only marks the e
 committed, ``finish(result)`` runs outside any transaction (waiting for a durable operation)
 and its :class:`Reply` is stored afterwards. If that request dies meanwhile, a retry after the
 lease runs ``recover(conn)`` (default: ``work`` again), which must answer from current state.
+
+Under group commit (``Settings.group_commit_max`` > 0) each of those transactions is a member of
+a group shared with the marketplace's concurrent requests (``ledger.group_commit``): same
+atomicity per request, one COMMIT per group.
 """
 
 import asyncio
@@ -38,6 +43,7 @@ from api.settings import Settings
 from common.errors import AppError, IdempotencyKeyInProgress, IdempotencyKeyReused
 from flows.audit import AuditContext, audit_context
 from ledger.db import run_in_transaction
+from ledger.group_commit import GroupCommitter
 
 __all__ = ["Reply", "purge_expired", "purge_periodically", "run_audited", "run_mutation"]
 
@@ -104,13 +110,45 @@ async def _fingerprint(request: Request[Any, Any, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class _Database(NamedTuple):
+    """Where a request's transactions run: alone on the pool, or grouped per marketplace."""
+
+    pool: asyncpg.Pool
+    committer: GroupCommitter | None
+    namespace: str
+
+    async def transact(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction; shared with the namespace's others under group commit."""
+        if self.committer is None:
+            return await run_in_transaction(self.pool, work)
+        return await self.committer.run(self.namespace, work)
+
+    async def claim(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` alone, committed without waiting for its WAL flush.
+
+        A claim promises the client nothing: if it is lost in a crash, the retry claims again.
+        It cannot be lost while an effect that follows it survives, since the effect's
+        synchronous commit flushes all earlier WAL. So the claim needs no flush of its own, and
+        it does not queue behind the group of the marketplace (a duplicate of a request whose
+        effect is running is told 409 at once, as without group commit).
+        """
+
+        async def unflushed(conn: asyncpg.Connection) -> T:
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            return await work(conn)
+
+        return await run_in_transaction(self.pool, unflushed)
+
+
 async def _begin(
-    pool: asyncpg.Pool, settings: Settings, namespace: str, key: str, fingerprint: str
+    database: _Database, settings: Settings, key: str, fingerprint: str
 ) -> _Claim | Response[Any]:
     """Claim the key, or answer from its record (replay, or one of the two 409s)."""
-    for _ in range(_CLAIM_ATTEMPTS):
-        claim = _Claim(namespace, key, secrets.token_hex(16))
-        async with connection(pool) as conn:
+    namespace = database.namespace
+
+    async def claim_or_answer(conn: asyncpg.Connection) -> _Claim | Response[Any]:
+        for _ in range(_CLAIM_ATTEMPTS):
+            claim = _Claim(namespace, key, secrets.token_hex(16))
             if await records.insert_claim(
                 conn,
                 namespace=namespace,
@@ -140,12 +178,14 @@ async def _begin(
                 is not None
             ):
                 return claim
+            raise IdempotencyKeyInProgress(idempotency_key=key)
         raise IdempotencyKeyInProgress(idempotency_key=key)
-    raise IdempotencyKeyInProgress(idempotency_key=key)
+
+    return await database.claim(claim_or_answer)
 
 
-async def _store(pool: asyncpg.Pool, claim: _Claim, encoded: _Encoded) -> None:
-    async with connection(pool) as conn:
+async def _store(database: _Database, claim: _Claim, encoded: _Encoded) -> None:
+    async def store(conn: asyncpg.Connection) -> None:
         await records.complete(
             conn,
             namespace=claim.namespace,
@@ -155,6 +195,8 @@ async def _store(pool: asyncpg.Pool, claim: _Claim, encoded: _Encoded) -> None:
             body=encoded.stored_body,
             location=encoded.location,
         )
+
+    await database.transact(store)
 
 
 async def _release(pool: asyncpg.Pool, claim: _Claim) -> None:
@@ -167,7 +209,7 @@ async def _release(pool: asyncpg.Pool, claim: _Claim) -> None:
 
 
 async def _execute(
-    pool: asyncpg.Pool,
+    database: _Database,
     claim: _Claim,
     *,
     work: Callable[[asyncpg.Connection], Awaitable[T]],
@@ -196,11 +238,11 @@ async def _execute(
         assert stored, "the record is locked by this transaction"
         return result, encoded
 
-    result, encoded = await run_in_transaction(pool, transaction)
+    result, encoded = await database.transact(transaction)
     if encoded is None:
         assert finish is not None
         encoded = encode(await finish(result))
-        await _store(pool, claim, encoded)
+        await _store(database, claim, encoded)
     return encoded
 
 
@@ -283,8 +325,9 @@ async def run_mutation(
         return _response(encode(await run_in_transaction(pool, work)))
     settings: Settings = request.app.state.settings
     key = request.headers["idempotency-key"]
+    database = _Database(pool, request.app.state.group_commit, caller.namespace)
     try:
-        begun = await _begin(pool, settings, caller.namespace, key, await _fingerprint(request))
+        begun = await _begin(database, settings, key, await _fingerprint(request))
     except (IdempotencyKeyReused, IdempotencyKeyInProgress) as error:
         reason = "reused" if isinstance(error, IdempotencyKeyReused) else "in_progress"
         IDEMPOTENCY_CONFLICTS.labels(reason).inc()
@@ -294,14 +337,17 @@ async def run_mutation(
         return begun
     try:
         return _response(
-            await _execute(pool, begun, work=work, recover=recover, finish=finish, encode=encode)
+            await _execute(
+                database, begun, work=work, recover=recover, finish=finish, encode=encode
+            )
         )
     except AppError as error:
         if is_stored_error(error) and not isinstance(
             error, IdempotencyKeyInProgress | IdempotencyKeyReused
         ):
             reply = error_reply(error)
-            await _store(pool, begun, _Encoded(reply.status_code, reply.body, None, reply.body))
+            stored = _Encoded(reply.status_code, reply.body, None, reply.body)
+            await _store(database, begun, stored)
         else:
             await _release(pool, begun)
         raise

@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_port: int = 4001
     pool_min_size: int = 2
     pool_max_size: int = 20
+    # Group commit (ledger.group_commit): the most request transactions of one marketplace that
+    # share one database transaction and COMMIT; 0 gives every request its own transaction.
+    group_commit_max: int = 64
     # Bootstrap credential (api.md 1.2): belongs to no marketplace; None disables it.
     master_key: str | None = None
     # Which chain the installation runs on; API keys say `live` only on mainnet.
@@ -172,6 +175,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sandbox_port=_int(env, "OFFERHUB_SANDBOX_PORT", 4001, 1, 65535),
         pool_min_size=pool_min_size,
         pool_max_size=_int(env, "OFFERHUB_POOL_MAX_SIZE", 20, pool_min_size, 1000),
+        group_commit_max=_int(env, "OFFERHUB_GROUP_COMMIT_MAX", 64, 0, 1024),
         master_key=master_key,
         network=network,  # type: ignore[arg-type]
         body_limit_bytes=_int(env, "OFFERHUB_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 2**30),

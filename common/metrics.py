@@ -21,6 +21,8 @@ from typing import Final
 from prometheus_client import Counter, Histogram
 
 __all__ = [
+    "GROUP_COMMIT_FALLBACKS",
+    "GROUP_COMMIT_SIZE",
     "LEDGER_BATCH_DURATION",
     "LEDGER_TRANSFERS",
     "PROVIDER_DURATION",
@@ -49,6 +51,16 @@ LEDGER_BATCH_DURATION: Final = Histogram(
     "(mixed when a batch carries several codes).",
     ["code"],
     buckets=_BUCKETS,
+)
+GROUP_COMMIT_SIZE: Final = Histogram(
+    "offerhub_group_commit_size",
+    "Members (request transactions) that shared one database transaction and commit.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+GROUP_COMMIT_FALLBACKS: Final = Counter(
+    "offerhub_group_commit_fallbacks",
+    "Group members run again in a transaction of their own: a lock wait, a conflict, or a "
+    "group refused at commit.",
 )
 PROVIDER_REQUESTS: Final = Counter(
     "offerhub_provider_requests",
