@@ -202,7 +202,10 @@ def _in_context(member: _Member[T]) -> Work[T]:
     """``member.work`` run as a task in its caller's context."""
 
     async def contextual(conn: asyncpg.Connection) -> T:
-        return await asyncio.create_task(member.work(conn), context=member.context.copy())
+        async def call() -> T:
+            return await member.work(conn)
+
+        return await asyncio.create_task(call(), context=member.context.copy())
 
     return contextual
 
