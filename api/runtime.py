@@ -27,7 +27,7 @@ import httpx
 
 from common.errors import ProviderUnavailableError
 from flows.deposit_monitor import DepositMonitor, MonitorSettings
-from flows.operations import OperationDeps, Registry
+from flows.operations import OperationDeps, Registry, WorkerSettings
 from flows.provider_events import EventProcessor, ProviderEventRetrier
 from flows.queries.operations import Operation
 from flows.runtime import (
@@ -147,10 +147,12 @@ def provider_runtime(
     deposit_poll_s: float | None = 5.0,
     run_operations: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
+    operation_lease_s: float | None = None,
 ) -> RuntimeFactory:
     """A factory for the lifespan: real clients to ``endpoints`` and a background runner.
 
     The deposit monitor polls users' wallets every ``deposit_poll_s`` (``None``: not run).
+    The runner claims each step for ``operation_lease_s`` (``None``: the worker's default).
     """
 
     @contextlib.asynccontextmanager
@@ -165,7 +167,10 @@ def provider_runtime(
                     platform_seed.keypair().public_key,
                     endpoints.escrow_network.trustless_work_fee_address,
                 )
-                runner = OperationRunner(pool, deps, registry, hooks, poll_s=poll_s)
+                lease = (
+                    None if operation_lease_s is None else WorkerSettings(lease_s=operation_lease_s)
+                )
+                runner = OperationRunner(pool, deps, registry, hooks, settings=lease, poll_s=poll_s)
                 runner.start()
             runtime = AppRuntime(
                 pool=pool,

@@ -203,6 +203,7 @@ def serve(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
             network_name=settings.network,
             wait_s=settings.operation_wait_s,
             deposit_poll_s=settings.deposit_poll_s or None,
+            operation_lease_s=settings.operation_lease_s,
         )
         app = create_app(settings, dsn, public_config=public_config, runtime=runtime)
         base_url = f"http://{settings.host}:{settings.port}/api/v1"

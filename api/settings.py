@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_retention_hours: int = 168
     idempotency_lease_s: int = 60
     idempotency_purge_interval_s: int = 3600
+    # Claim lease of a durable operation's step (flows.operations.WorkerSettings): the steps a
+    # crashed process had claimed run again once it expires. Keep it above a step's worst case
+    # (a Horizon submit waits up to 35 s); tests of crash recovery shorten it.
+    operation_lease_s: int = 120
     # Wallet seed master keys "1:<base64>,2:<base64>"; unset: a key file in data_dir.
     wallet_master_keys: str | None = None
     # How long a request waits for its durable operation before answering 202 (api.md 1.9).
@@ -192,6 +196,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idempotency_purge_interval_s=_int(
             env, "OFFERHUB_IDEMPOTENCY_PURGE_INTERVAL_S", 3600, 1, 86400
         ),
+        operation_lease_s=_int(env, "OFFERHUB_OPERATION_LEASE_S", 120, 1, 3600),
         wallet_master_keys=env.get("OFFERHUB_WALLET_MASTER_KEYS") or None,
         operation_wait_s=_int(env, "OFFERHUB_OPERATION_WAIT_S", 20, 0, 300),
         sse_heartbeat_s=_int(env, "OFFERHUB_SSE_HEARTBEAT_S", 15, 1, 3600),

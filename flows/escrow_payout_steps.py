@@ -268,16 +268,18 @@ async def resolve_dispute(run: StepRun) -> StepOutcome:
             return shares
         distributions = shares
     platform = run.deps.platform()
-    request = ResolveDisputeRequest(
-        escrow_type=SINGLE,
-        contract_id=contract_id,
-        dispute_resolver=platform.public_key,
-        distributions=distributions,
-    )
 
     async def build() -> UnsignedTransaction:
+        # Resuming a pending tx leaves no shares: the request (which needs at least one) is
+        # only built for a fresh envelope, after a fresh balance read.
         if not distributions:
             raise _Stale(contract_id)
+        request = ResolveDisputeRequest(
+            escrow_type=SINGLE,
+            contract_id=contract_id,
+            dispute_resolver=platform.public_key,
+            distributions=distributions,
+        )
         return await provider.build_resolve_dispute(request)
 
     expected = expect_invocation(

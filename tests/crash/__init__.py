@@ -1,0 +1,1 @@
+"""Crash safety: ``offerhub serve`` killed with SIGKILL under load, restarted, then audited."""
