@@ -1,168 +1,109 @@
-"""Order create + reserve over HTTP under concurrent clients, on the embedded defaults.
+"""The API under concurrent clients: postings vs the bare baseline, create+reserve, lifecycles.
 
-Starts ``offerhub serve`` in a subprocess on a fresh data folder (embedded PostgreSQL, durable,
-sandbox chain), creates a buyer with a large balance (an admin adjustment) and a seller, then
-runs ``--clients`` concurrent clients for ``--seconds``: each loop is ``POST /orders`` followed
-by ``POST /orders/{id}/reserve``, both with an Idempotency-Key. Per-key rate limiting is turned
-off for the run (it would cap one key at 100 requests/s); everything else is the default.
+Single postings against the bare one-INSERT endpoint, order create + reserve, and full order
+lifecycles on the sandbox chain, all on one service in one run, 32 clients by default.
 
-Prints one JSON object on its last line: ``create_reserve_rps`` (pairs per second),
-``create_reserve_p50_ms`` and ``create_reserve_p99_ms`` (latency of one pair).
+Starts one durable PostgreSQL (fsync and synchronous_commit on), ``offerhub serve`` on it
+(sandbox chain, per-key rate limiting off: it would cap the one benchmark key at 100 requests/s;
+everything else default) and the bare one-INSERT app (``bench/bare.py``) on the same server.
+Sets up a funded buyer and a seller per client through the API, then measures in turn:
+
+1. ``bench/posting.py``: ``POST /users/{id}/balance/adjustments`` requests/s against the bare
+   endpoint (``api_posting_ratio_vs_bare``);
+2. order create + reserve: each loop is ``POST /orders`` then ``POST /orders/{id}/reserve``
+   (``create_reserve_rps`` pairs/s, ``create_reserve_p50_ms``/``p99_ms`` of one pair, and
+   ``create_reserve_ratio_vs_bare``: its requests/s over the bare endpoint's);
+3. ``bench/lifecycle.py``: create -> reserve -> escrow -> fund -> release end to end
+   (``lifecycles_per_s``, ``lifecycle_p50_ms``/``p99_ms``).
+
+Every request goes through one raw HTTP/1.1 keep-alive client (``bench/_http.py``), with a fresh
+Idempotency-Key per POST. Prints one JSON object on its last line.
 """
 
 import argparse
 import asyncio
 import json
-import os
-import re
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any
 
-import httpx
+import lifecycle
+import posting
+from _http import Connection, drive, percentile
+from _market import Market, open_market
+from _server import running_service
 
-_KEY = re.compile(r"API key: (ohk_\S+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+ORDER_AMOUNT = "1.00"
 
 
-def _start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    """``offerhub serve`` on a fresh folder; returns the process and the bootstrap key."""
-    env = {**os.environ, "OFFERHUB_RATE_LIMIT_PER_S": "0", "OFFERHUB_OPERATION_WAIT_S": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "api",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--sandbox-port",
-        str(_free_port()),
-    ]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert server.stdout is not None
-    deadline = time.monotonic() + 120
-    key = None
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if not line:
-            break
-        found = _KEY.search(line)
-        key = found.group(1) if found else key
-        if "listening on" in line and key is not None:
-            return server, key
-    server.kill()
-    raise RuntimeError("offerhub serve did not start")
+async def measure_create_reserve(market: Market, seconds: float) -> dict[str, Any]:
+    """Client ``i`` loops create + reserve between its buyer and seller for ``seconds``."""
 
+    async def one(conn: Connection, index: int) -> None:
+        body = {
+            "buyer_id": market.buyers[index],
+            "seller_id": market.sellers[index],
+            "amount": ORDER_AMOUNT,
+            "title": "bench",
+        }
+        created = (await market.post(conn, "/orders", body, expect=201)).json()
+        await market.post(conn, f"/orders/{created['id']}/reserve", expect=200)
 
-async def _post(client: httpx.AsyncClient, path: str, body: Any = None) -> dict[str, Any]:
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
-    response = await client.post(path, json=body, headers=headers)
-    if response.status_code >= 300:
-        raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
-    return dict(response.json())
-
-
-async def _wait_ready(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
-        try:
-            if (await client.get("/health/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the server never became ready")
-
-
-async def _parties(client: httpx.AsyncClient) -> tuple[str, str]:
-    """A funded buyer and a seller: each client gets its own pair, as a marketplace has many."""
-    buyer = await _post(client, "/users", {"external_user_id": f"buyer-{uuid.uuid4()}"})
-    seller = await _post(client, "/users", {"external_user_id": f"seller-{uuid.uuid4()}"})
-    credit = {
-        "direction": "CREDIT",
-        "amount": "100000000",
-        "reason": "benchmark funds",
-        "counter_account": "external:stellar",
-    }
-    await _post(client, f"/users/{buyer['id']}/balance/adjustments", credit)
-    return str(buyer["id"]), str(seller["id"])
-
-
-async def _client_loop(
-    client: httpx.AsyncClient, buyer: str, seller: str, until: float, latencies: list[float]
-) -> None:
-    order = {"buyer_id": buyer, "seller_id": seller, "amount": "1.00", "title": "bench"}
-    while time.monotonic() < until:
-        started = time.perf_counter()
-        created = await _post(client, "/orders", order)
-        await _post(client, f"/orders/{created['id']}/reserve")
-        latencies.append(time.perf_counter() - started)
-
-
-async def _measure(base_url: str, key: str, clients: int, seconds: float) -> dict[str, float]:
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients + 4)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, limits=limits, timeout=30
-    ) as client:
-        await _wait_ready(client)
-        pairs = [await _parties(client) for _ in range(clients)]
-        warm: list[float] = []
-        await _client_loop(client, *pairs[0], time.monotonic() + 1.0, warm)
-        latencies: list[float] = []
-        started = time.monotonic()
-        until = started + seconds
-        await asyncio.gather(
-            *(_client_loop(client, buyer, seller, until, latencies) for buyer, seller in pairs)
-        )
-        elapsed = time.monotonic() - started
-    ordered = sorted(latencies)
+    await drive(market.connections, 1.0, one)  # warm-up
+    cpu_before = time.process_time()
+    latencies, elapsed = await drive(market.connections, seconds, one)
+    client_cpu = time.process_time() - cpu_before
     return {
-        "create_reserve_rps": round(len(ordered) / elapsed, 1),
-        "create_reserve_p50_ms": round(statistics.median(ordered) * 1000, 1),
-        "create_reserve_p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1),
-        "pairs": len(ordered),
-        "clients": clients,
+        "create_reserve_rps": round(len(latencies) / elapsed, 1),
+        "create_reserve_p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
+        "create_reserve_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "create_reserve_pairs": len(latencies),
+        "create_reserve_client_cpu_us_per_request": round(client_cpu / len(latencies) / 2 * 1e6),
     }
+
+
+async def _timed(name: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Await ``work``, printing how long it took and its figures."""
+    started = time.monotonic()
+    figures = await work
+    print(f"{name}: {time.monotonic() - started:.1f} s {figures}", flush=True)
+    return figures
+
+
+async def run(
+    clients: int, seconds: float, lifecycle_seconds: float, rounds: int
+) -> dict[str, Any]:
+    """Start everything, set up the market, run the three measurements; the figures."""
+    figures: dict[str, Any] = {"clients": clients}
+    with running_service(bare=True) as service:
+        started = time.monotonic()
+        market = await open_market(service, clients)
+        figures["setup_s"] = round(time.monotonic() - started, 1)
+        print(f"set-up: {figures['setup_s']} s ({clients} buyers and sellers)", flush=True)
+        try:
+            figures |= await _timed("posting", posting.measure(market, seconds, rounds))
+            figures |= await _timed("create+reserve", measure_create_reserve(market, seconds))
+            figures["create_reserve_ratio_vs_bare"] = round(
+                2 * figures["create_reserve_rps"] / figures["bare_rps"], 3
+            )
+            figures |= await _timed("lifecycle", lifecycle.measure(market, lifecycle_seconds))
+        finally:
+            await market.close()
+    return figures
 
 
 def main() -> None:
     """Run the benchmark and print its figures as JSON on the last line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--quick", action="store_true", help="a 5-second run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per request measurement")
+    parser.add_argument("--lifecycle-seconds", type=float, default=60.0)
+    parser.add_argument("--rounds", type=int, default=2, help="bare/ours alternations")
+    parser.add_argument("--quick", action="store_true", help="5 s per measurement, one round")
     args = parser.parse_args()
-    seconds = 5.0 if args.quick else args.seconds
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="offerhub-bench-") as folder:
-        data_dir = Path(folder)
-        os.chmod(data_dir, 0o755)  # the embedded server user must traverse it
-        server, key = _start_server(data_dir, port)
-        try:
-            figures = asyncio.run(
-                _measure(f"http://127.0.0.1:{port}/api/v1", key, args.clients, seconds)
-            )
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    if args.quick:
+        args.seconds, args.lifecycle_seconds, args.rounds = 5.0, 5.0, 1
+    figures = asyncio.run(run(args.clients, args.seconds, args.lifecycle_seconds, args.rounds))
     print(json.dumps(figures))
 
 

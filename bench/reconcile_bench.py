@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -295,6 +296,7 @@ async def run(quick: bool) -> dict[str, Any]:
         return await _measure(dsn, count)
     finally:
         await asyncio.to_thread(server.stop)
+        shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
 
 
 def main() -> None:

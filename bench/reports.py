@@ -7,7 +7,9 @@ writer into a byte counter, exactly as the API does, and measures:
 
 - ``*_rows_per_s``: postings written per second (query, formatting and encoding included);
 - ``*_peak_mb``: the largest growth of the process's resident memory over its level just before
-  the export, sampled after every chunk (a whole-file approach would grow by the file's size).
+  the export, sampled after every chunk (a whole-file approach would grow by the file's size);
+- the baseline, ``copy_csv_rows_per_s``: the same query as CSV through PostgreSQL's own
+  ``COPY ... TO STDOUT`` on the same server (``csv_ratio_vs_copy``).
 
 If ``bench/reconcile_bench.py`` exists, its ``run(quick)`` figures are added. ``--quick`` seeds
 100,000 postings. The last line of output is one JSON object.
@@ -19,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -41,6 +44,7 @@ from ledger import (  # noqa: E402
     user_account,
 )
 from ledger.local_postgres import LocalPostgres  # noqa: E402
+from ledger.queries import reports as ledger_queries  # noqa: E402
 
 USERS: Final = 1_000
 TRANSFERS_PER_STATEMENT: Final = 50_000
@@ -129,6 +133,29 @@ async def export_entries(
     }
 
 
+async def copy_baseline(conn: asyncpg.Connection, marketplace_id: str) -> dict[str, float]:
+    """The same general-ledger query as CSV through PostgreSQL's own ``COPY ... TO STDOUT``.
+
+    The ceiling of a CSV export on this server: no Python row objects, no formatting by us.
+    """
+    written = 0
+
+    async def count(data: bytes) -> None:
+        nonlocal written
+        written += len(data)
+
+    span = (marketplace_id, datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+    started = time.perf_counter()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(ledger_queries.SET_WHOLE_RESULT_PLANS)
+        status = await conn.copy_from_query(
+            ledger_queries.SELECT_GL_ENTRIES, *span, output=count, format="csv", header=True
+        )
+    elapsed = time.perf_counter() - started
+    rows = int(status.split()[-1])
+    return {"rows": rows, "rows_per_s": round(rows / elapsed), "bytes": written}
+
+
 async def _reconcile_figures(quick: bool) -> dict[str, Any]:
     path = ROOT / "bench" / "reconcile_bench.py"
     if not path.exists():
@@ -165,6 +192,7 @@ async def run(dsn: str, postings: int) -> dict[str, Any]:
             await conn.execute("ANALYZE")
             csv_figures = await export_entries(conn, marketplace_id, ExportFormat.CSV)
             parquet_figures = await export_entries(conn, marketplace_id, ExportFormat.PARQUET)
+            copy_figures = await copy_baseline(conn, marketplace_id)
         finally:
             await conn.close()
     finally:
@@ -173,6 +201,7 @@ async def run(dsn: str, postings: int) -> dict[str, Any]:
     print(f"seeded {postings:,} postings in {seed_s:.1f} s")
     print(f"csv:     {csv_figures}")
     print(f"parquet: {parquet_figures}")
+    print(f"COPY:    {copy_figures}")
     return {
         "export_rows": csv_figures["rows"],
         "csv_rows_per_s": csv_figures["rows_per_s"],
@@ -182,6 +211,8 @@ async def run(dsn: str, postings: int) -> dict[str, Any]:
         "csv_bytes": csv_figures["bytes"],
         "parquet_bytes": parquet_figures["bytes"],
         "seed_postings_per_s": round(postings / seed_s),
+        "copy_csv_rows_per_s": copy_figures["rows_per_s"],
+        "csv_ratio_vs_copy": round(csv_figures["rows_per_s"] / copy_figures["rows_per_s"], 3),
     }
 
 
@@ -203,6 +234,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the reconciler's requests
     figures.update(asyncio.run(_reconcile_figures(args.quick)))
     print(json.dumps(figures))
