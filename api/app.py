@@ -28,6 +28,7 @@ from api.errors import JSON_MEDIA_TYPE, exception_handlers
 from api.event_hub import StreamSlots, purge_events_periodically, running_event_hub
 from api.idempotency import purge_periodically
 from api.metrics import instrument_http
+from api.openapi import ERROR_RESPONSES, ClosedStructs, document_operations
 from api.paths import API_PREFIX
 from api.rate_limit import TokenBucketLimiter, add_rate_limit_headers
 from api.request_id import add_request_id_header
@@ -82,7 +83,8 @@ def _openapi_config() -> OpenAPIConfig:
                     scheme="bearer",
                     description="An API key `ohk_<env>_<key_id>_<secret>`, or the master key.",
                 )
-            }
+            },
+            responses=ERROR_RESPONSES,
         ),
         security=[{"ApiKey": []}],
     )
@@ -106,6 +108,7 @@ def create_app(
     """
     handlers = [*ROUTES, *extra_routes]
     _check_routes(handlers)
+    document_operations(handlers)  # error answers and Idempotency-Key in the OpenAPI document
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -173,6 +176,7 @@ def create_app(
         before_send=[add_request_id_header, add_rate_limit_headers, _json_charset],
         request_max_body_size=settings.body_limit_bytes,
         openapi_config=_openapi_config(),
+        plugins=[ClosedStructs()],
         state=State({"config": public_config, "settings": settings, "rate_limiter": limiter}),
     )
     instrument_http(app)  # every request, 404s included: offerhub_http_requests_total

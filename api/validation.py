@@ -28,6 +28,7 @@ from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from msgspec import Meta
 
+from api.body_shape import NUL_MESSAGE, shape_problems
 from api.errors import FieldError, UnsupportedMediaType
 from api.schemas.common import AMOUNT_META, CURRENCY_META
 from common.errors import (
@@ -280,6 +281,9 @@ def _check_query(spec: _RequestSpec, request: Request[Any, Any, Any]) -> list[Pr
             problems.append(Problem(f"query.{name}", "must appear once"))
             continue
         raw = values if param.is_sequence else values[0]
+        if any("\x00" in value for value in values):
+            problems.append(Problem(f"query.{name}", NUL_MESSAGE))
+            continue
         try:
             msgspec.convert(raw, param.annotation, strict=False)
         except msgspec.ValidationError as error:
@@ -316,8 +320,13 @@ async def _check_body(spec: _RequestSpec, request: Request[Any, Any, Any]) -> li
             raise UnsupportedMediaType()
         try:
             value = msgspec.json.decode(body)
-        except msgspec.DecodeError as error:
+            shape = shape_problems(body, value)
+        except (msgspec.DecodeError, UnicodeDecodeError) as error:
             return [Problem("body", f"malformed JSON: {error}")]
+        except RecursionError:
+            return [Problem("body", "malformed JSON: nested too deeply")]
+        if shape:
+            return [Problem(field, message) for field, message in shape]
     if spec.body_type is None:
         if not isinstance(value, dict):
             return [Problem("body", "must be a JSON object")]
@@ -332,7 +341,12 @@ async def _check_body(spec: _RequestSpec, request: Request[Any, Any, Any]) -> li
 async def check_request(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook of every API route: raise one error listing every problem."""
     spec = _spec(request.route_handler)
-    problems = _check_query(spec, request)
+    problems = [
+        Problem(f"path.{name}", NUL_MESSAGE)
+        for name, value in request.path_params.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    problems.extend(_check_query(spec, request))
     if request.method == "POST":
         if request.route_handler.opt.get("idempotency", True):
             problems.extend(_check_idempotency_key(request))
