@@ -5,8 +5,10 @@ Order carries its milestones, its latest escrow, its latest dispute id and its l
 operation, loaded for a whole page of orders in four queries.
 """
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import msgspec
@@ -17,6 +19,7 @@ from common.errors import (
     EscrowInsufficientFunds,
     ProviderFailure,
 )
+from flows.audit_redaction import redact
 from flows.queries import escrows as escrow_queries
 from flows.queries import orders as queries
 from flows.queries.escrows import EscrowRow
@@ -36,6 +39,10 @@ __all__ = [
     "milestone_view",
     "operation_error",
 ]
+
+
+# "SourceAccountBusy" -> "Source Account Busy": error names read as words in a message.
+_WORD_START: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 class Milestone(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +164,22 @@ def operation_error(operation: Operation) -> AppError:
     )
 
 
+def _retry_message(error: Mapping[str, Any]) -> str:
+    """What a client reads of the transient error a running operation retries after.
+
+    The recorded message, or else the error's name in words with its reason (a step's own
+    retry such as ``{"error": "SourceAccountBusy"}`` has no message); secrets inside the text
+    are redacted and emails masked, as in the audit log, since a provider may echo them.
+    """
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = _WORD_START.sub(" ", str(error.get("error") or "error")).lower()
+        reason = error.get("reason")
+        if reason is not None and reason != "":
+            message = f"{message} ({reason})"
+    return str(redact(message))
+
+
 def _operation_view(operation: Operation) -> OrderOperation:
     last_error = None
     if operation.status is OperationStatus.FAILED:
@@ -166,7 +189,7 @@ def _operation_view(operation: Operation) -> OrderOperation:
         # A running operation shows the transient error it is retrying after.
         last_error = OperationError(
             code=str(operation.last_error.get("code") or "PROVIDER_UNAVAILABLE"),
-            message=str(operation.last_error.get("message") or ""),
+            message=_retry_message(operation.last_error),
         )
     return OrderOperation(
         id=operation.id,

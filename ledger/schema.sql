@@ -1739,6 +1739,8 @@ CREATE TRIGGER audit_chain_heads_no_truncate BEFORE TRUNCATE ON audit_chain_head
 -- One reconciliation run of a marketplace (api.md 3.13, 4): RUNNING until it stores its items.
 -- ledger_position is the last transfer sequence of the snapshot it read, stellar_ledger the
 -- chain ledger it pinned; drift holds {currency, source, account_class, amount} (minor units).
+-- claimed_at: when the process executing it took it; that process holds a session advisory lock
+-- on the run id while it runs, so a claimed RUNNING run whose lock is free lost its process.
 CREATE TABLE reconciliation_runs (
     marketplace_id text NOT NULL,
     id text NOT NULL,
@@ -1754,6 +1756,7 @@ CREATE TABLE reconciliation_runs (
     drift jsonb NOT NULL DEFAULT '[]',
     error text,
     created_at timestamptz NOT NULL DEFAULT now(),
+    claimed_at timestamptz,
     finished_at timestamptz,
     CONSTRAINT reconciliation_runs_pkey PRIMARY KEY (marketplace_id, id),
     CONSTRAINT reconciliation_runs_marketplace_fkey FOREIGN KEY (marketplace_id)

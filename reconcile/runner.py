@@ -7,11 +7,17 @@ transaction, then stores the items, closes the run and writes ``reconciliation.c
 the gauges. When the first pass finds a break, a second pass confirms it (see
 :func:`reconcile.compare.confirmed`): only what breaks twice is reported. A run never moves
 money. A failure ends the run FAILED with a short error and the event; it never raises.
+
+:func:`execute_run` owns the run while it works (``reconcile.store``: a session advisory lock on
+a connection kept for the run, then ``claimed_at``), so a start elsewhere can tell a live run
+(refused) from one whose process died (closed FAILED at once, and the new run goes ahead).
 """
 
+import contextlib
 import logging
 import time
-from typing import Any, Final
+from collections.abc import AsyncIterator
+from typing import Any, Final, cast
 
 import asyncpg
 import msgspec
@@ -46,8 +52,10 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "USD"
     clearing_max_age_s: int = 3600
     operation_max_age_s: int = 3600
-    # A RUNNING run older than this belongs to a dead process and is closed as FAILED.
-    stale_run_s: int = 3600
+    # A RUNNING run no process claimed within this long lost its starter (dead between the
+    # commit and the launch, which normally follow each other at once) and is closed as FAILED.
+    # A claimed run is closed as soon as its owner's lock is free, whatever its age.
+    stale_run_s: int = 60
     # Read both sides again before reporting a break (filters money in flight).
     confirm_breaks: bool = True
 
@@ -60,10 +68,10 @@ async def start_run(
     sources: list[str] | None = None,
     settings: RunSettings | None = None,
 ) -> RunRow:
-    """Commit a RUNNING run.
+    """Commit a RUNNING run, closing first a RUNNING one whose process is gone (FAILED).
 
     Raises:
-        ReconciliationAlreadyRunning: the marketplace already has one running.
+        ReconciliationAlreadyRunning: the marketplace already has one running (alive).
     """
     chosen = settings or RunSettings()
     wanted: list[str] = [source for source in SOURCES if source in set(sources or SOURCES)]
@@ -147,10 +155,11 @@ async def _finish(
     items: list[Discrepancy],
     gathered: Gathered | None,
     error: str | None,
-) -> tuple[RunRow, list[Drift]]:
+) -> tuple[RunRow | None, list[Drift]]:
+    """Close the run with its items and events; None when it was closed meanwhile."""
     drift = drift_of(items, run.sources) if status == "COMPLETED" else []
 
-    async def work(conn: asyncpg.Connection) -> RunRow:
+    async def work(conn: asyncpg.Connection) -> RunRow | None:
         finished = await store.finish_run(
             conn,
             run,
@@ -163,41 +172,89 @@ async def _finish(
             stellar_ledger=None if gathered is None else gathered.chain.ledger,
             error=error,
         )
-        await _emit(conn, finished, drift, settings.currency)
+        if finished is not None:
+            await _emit(conn, finished, drift, settings.currency)
         return finished
 
     return await run_in_transaction(pool, work), drift
 
 
+async def _current(pool: asyncpg.Pool, run: RunRow) -> RunRow:
+    async with pool.acquire() as proxy:
+        found = await store.get_run(cast(asyncpg.Connection, proxy), run.marketplace_id, run.id)
+    assert found is not None, "a run vanished"
+    return found
+
+
+@contextlib.asynccontextmanager
+async def _owned(pool: asyncpg.Pool, run: RunRow) -> AsyncIterator[RunRow | None]:
+    """Own ``run`` for the block: lock it on a connection kept till the end, then claim it.
+
+    Yields the claimed row, or None when another process owns the run or it is not RUNNING.
+    """
+    async with pool.acquire() as proxy:
+        holder = cast(asyncpg.Connection, proxy)
+        if not await store.lock_run(holder, run.id):
+            yield None
+            return
+        try:
+            yield await store.claim_run(holder, run.marketplace_id, run.id)
+        finally:
+            # A dropped connection took the lock with it (the pool's reset also unlocks all).
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await store.unlock_run(holder, run.id)
+
+
 async def execute_run(
     pool: asyncpg.Pool, reader: ChainReader, run: RunRow, settings: RunSettings | None = None
 ) -> RunRow:
-    """Do a started run to its end (COMPLETED or FAILED) and return the closed row."""
+    """Do a started run to its end (COMPLETED or FAILED) and return the closed row.
+
+    When another process owns the run, or it was closed already, nothing is done: the row is
+    returned as it is now.
+    """
     chosen = settings or RunSettings()
+    async with _owned(pool, run) as claimed:
+        if claimed is None:
+            return await _current(pool, run)
+        return await _execute(pool, reader, claimed, chosen)
+
+
+async def _execute(
+    pool: asyncpg.Pool, reader: ChainReader, run: RunRow, settings: RunSettings
+) -> RunRow:
     started = time.monotonic()
     try:
-        gathered, items = await _checked(pool, reader, run, chosen)
+        gathered, items = await _checked(pool, reader, run, settings)
     except Exception as error:
         # A provider outage or a bug: the run fails visibly; the service keeps serving.
         _log.exception("reconciliation run %s failed", run.id)
         message = f"{type(error).__name__}: {error}"[:_ERROR_LENGTH_MAX]
         failed, _ = await _finish(
-            pool, run, chosen, status="FAILED", items=[], gathered=None, error=message
+            pool, run, settings, status="FAILED", items=[], gathered=None, error=message
         )
         metrics.record_failure(run.marketplace_id, time.monotonic() - started)
-        return failed
+        return failed or await _dropped(pool, run)
     finished, drift = await _finish(
-        pool, run, chosen, status="COMPLETED", items=items, gathered=gathered, error=None
+        pool, run, settings, status="COMPLETED", items=items, gathered=gathered, error=None
     )
+    if finished is None:
+        return await _dropped(pool, run)
     metrics.record_run(
         run.marketplace_id,
-        chosen.currency,
+        settings.currency,
         drift,
         sources=run.sources,
         finished_at_s=time.time(),
         duration_s=time.monotonic() - started,
     )
     return finished
+
+
+async def _dropped(pool: asyncpg.Pool, run: RunRow) -> RunRow:
+    # Our lock went with a dropped connection and a new start closed the run: keep its verdict.
+    _log.warning("reconciliation run %s was closed while it ran; its result is dropped", run.id)
+    return await _current(pool, run)
 
 
 async def reconcile_once(

@@ -2,9 +2,16 @@
 
 A run row is written RUNNING before anything is read; the partial unique index
 ``reconciliation_runs_one_running`` allows one RUNNING run per marketplace, so a second start
-is ``RECONCILIATION_ALREADY_RUNNING``. A RUNNING row older than ``stale_after_s`` belongs to a
-process that died: starting a run marks it FAILED first. Items are written with the run's end,
-in the transaction that also writes its events.
+is ``RECONCILIATION_ALREADY_RUNNING``. Items are written with the run's end, in the transaction
+that also writes its events.
+
+Who owns a RUNNING run: the process executing it holds a session advisory lock on the run id
+(:func:`lock_run`, on a connection it keeps for the whole run) and then stamps ``claimed_at``
+(:func:`claim_run`). The lock ends with that process's connection, so a claimed run whose lock
+is free has lost its process, and the next start closes it FAILED at once
+(:func:`abandon_stale_runs`); a live run's lock is never free, so two live runs never overlap.
+A run nobody claimed (its starter died between the commit and the launch) is closed once it is
+older than the grace given.
 """
 
 from datetime import datetime
@@ -21,12 +28,15 @@ __all__ = [
     "ItemRow",
     "RunRow",
     "abandon_stale_runs",
+    "claim_run",
     "finish_run",
     "get_run",
     "insert_run",
     "latest_run",
     "list_items",
     "list_runs",
+    "lock_run",
+    "unlock_run",
 ]
 
 _RUN_COLUMNS: Final = """
@@ -96,11 +106,30 @@ class ItemRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
+# Run locks use the two-key advisory space (apart from the one-key locks of other modules): the
+# class 5391182 (0x52434E, "RCN") and the hash of the run id.
+LOCK_RUN: Final[LiteralString] = "SELECT pg_try_advisory_lock(5391182, hashtext($1))"
+UNLOCK_RUN: Final[LiteralString] = "SELECT pg_advisory_unlock(5391182, hashtext($1))"
+
+# A claimed run is abandoned when its owner's lock is free (taken here for the transaction, which
+# only succeeds when no session holds it); an unclaimed one when older than the grace. CASE keeps
+# the lock attempt off unclaimed rows, whose owner may be about to lock them.
 ABANDON_STALE: Final[LiteralString] = """
 UPDATE reconciliation_runs
 SET status = 'FAILED', error = 'abandoned: the process running it stopped', finished_at = now()
-WHERE marketplace_id = $1 AND status = 'RUNNING' AND created_at < now() - make_interval(secs => $2)
+WHERE marketplace_id = $1 AND status = 'RUNNING' AND CASE
+    WHEN claimed_at IS NULL THEN created_at < now() - make_interval(secs => $2)
+    ELSE pg_try_advisory_xact_lock(5391182, hashtext(id))
+END
 """
+
+CLAIM_RUN: Final[LiteralString] = (
+    """
+UPDATE reconciliation_runs SET claimed_at = now()
+WHERE marketplace_id = $1 AND id = $2 AND status = 'RUNNING'
+RETURNING"""
+    + _RUN_COLUMNS
+)
 
 INSERT_RUN: Final[LiteralString] = (
     """
@@ -171,9 +200,30 @@ def _run(row: asyncpg.Record | None) -> RunRow | None:
     return None if row is None else msgspec.convert(dict(row), RunRow)
 
 
-async def abandon_stale_runs(conn: asyncpg.Connection, marketplace_id: str, stale_s: int) -> None:
-    """Mark RUNNING runs older than ``stale_s`` FAILED (their process is gone)."""
-    await conn.execute(ABANDON_STALE, marketplace_id, float(stale_s))
+async def abandon_stale_runs(
+    conn: asyncpg.Connection, marketplace_id: str, unclaimed_s: float
+) -> None:
+    """Close FAILED the RUNNING runs whose process is gone (see the module docstring).
+
+    A claimed run goes at once when its lock is free; an unclaimed one once it is older than
+    ``unclaimed_s``.
+    """
+    await conn.execute(ABANDON_STALE, marketplace_id, float(unclaimed_s))
+
+
+async def lock_run(conn: asyncpg.Connection, run_id: str) -> bool:
+    """Take the run's session lock on ``conn`` (kept for the run); False when another holds it."""
+    return bool(await conn.fetchval(LOCK_RUN, run_id))
+
+
+async def unlock_run(conn: asyncpg.Connection, run_id: str) -> None:
+    """Give the run's session lock back."""
+    await conn.execute(UNLOCK_RUN, run_id)
+
+
+async def claim_run(conn: asyncpg.Connection, marketplace_id: str, run_id: str) -> RunRow | None:
+    """Stamp a RUNNING run claimed by the lock holder; None when it is no longer RUNNING."""
+    return _run(await conn.fetchrow(CLAIM_RUN, marketplace_id, run_id))
 
 
 async def insert_run(
@@ -224,8 +274,30 @@ async def finish_run(
     ledger_as_of: datetime | None,
     stellar_ledger: int | None,
     error: str | None = None,
-) -> RunRow:
-    """Store the items and close the run (COMPLETED or FAILED) in the caller's transaction."""
+) -> RunRow | None:
+    """Close the run (COMPLETED or FAILED) and store its items, in the caller's transaction.
+
+    Returns None, storing nothing, when the run was no longer RUNNING: it was abandoned while
+    its owner had lost its lock (a dropped connection), and another run may have started.
+    """
+    matched = sum(1 for item in items if item.status == "MATCHED")
+    row = await conn.fetchrow(
+        FINISH_RUN,
+        run.marketplace_id,
+        run.id,
+        status,
+        ledger_position,
+        ledger_as_of,
+        stellar_ledger,
+        len(items),
+        matched,
+        len(items) - matched,
+        _drift_json(drift, currency),
+        error,
+    )
+    finished = _run(row)
+    if finished is None:
+        return None
     now = await conn.fetchval("SELECT now()")
     records = [
         (
@@ -252,23 +324,6 @@ async def finish_run(
         await conn.copy_records_to_table(
             "reconciliation_items", records=records, columns=_ITEM_COLUMNS
         )
-    matched = sum(1 for item in items if item.status == "MATCHED")
-    row = await conn.fetchrow(
-        FINISH_RUN,
-        run.marketplace_id,
-        run.id,
-        status,
-        ledger_position,
-        ledger_as_of,
-        stellar_ledger,
-        len(items),
-        matched,
-        len(items) - matched,
-        _drift_json(drift, currency),
-        error,
-    )
-    finished = _run(row)
-    assert finished is not None, "a run was closed twice"
     return finished
 
 

@@ -5,17 +5,19 @@ chain (send-transaction) or, for the read-only step, its escrow read: the answer
 the transaction applied, the call hangs past the client's deadline, TW answers 503, or the
 worker process dies right after the call. Fresh workers then finish the operation; the chain
 must show the same balances, flags and number of applied transactions per party as a run
-without faults, so nothing was sent twice.
+without faults, so nothing was sent twice. Each case also checks that its fault did fire (one
+worker pass runs every step, so the fault is armed by the call itself, when its step is current).
 """
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import pytest
 
 from flows.queries.operations import OperationKind
-from providers.trustless_work.port import SendResult, SignedTransaction
+from providers.trustless_work.port import Escrow, SendResult, SignedTransaction
 from tests.db.escrow_support import AMOUNT, Deal, make_deal
 from tests.db.sandbox_world import SimulatedCrash
 
@@ -49,19 +51,57 @@ FAULTS = ["applied_response_lost", "hang", "status:503", "crash"]
 _clean: dict[OperationKind, dict[str, Any]] = {}
 
 
-class CrashingEscrow:
-    """Delegates to the real client; the process dies right after a send-transaction call."""
+class FaultAtStep:
+    """Arms the fault at the first matching call made while the operation is at ``step``.
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+    One worker pass runs every step in a row, so the fault cannot be armed between passes: the
+    wrapped client reads the operation's current step (committed before the step runs) at each
+    call of the faulted kind, and fires once, on the first call made during ``step``.
+    """
+
+    def __init__(self, deal: Deal, operation_id: str, step: tuple[OperationKind, str], fault: str):
+        self.deal, self.operation_id, self.fault = deal, operation_id, fault
+        kind, self.step = step
+        self.call = CASES[kind][2][self.step]
+        self.fired = False
+
+    def wrap(self, inner: Any) -> Any:
+        """The escrow client the worker uses."""
+        return _Faulty(self, inner)
+
+    async def fire_now(self) -> bool:
+        """Whether this call is the one to fault (then it counts as fired)."""
+        if self.fired:
+            return False
+        row = await self.deal.world.operation(self.operation_id)
+        self.fired = row["step"] == self.step
+        if self.fired and self.fault != "crash":
+            method, route = self.call
+            self.deal.world.sandbox.faults.add("trustless_work", method, route, self.fault)
+        return self.fired
+
+
+class _Faulty:
+    def __init__(self, plan: FaultAtStep, inner: Any) -> None:
+        self._plan, self._inner = plan, inner
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     async def send_transaction(self, transaction: SignedTransaction) -> SendResult:
-        with contextlib.suppress(Exception):
-            await self._inner.send_transaction(transaction)
-        raise SimulatedCrash("died right after send-transaction")
+        plan = self._plan
+        if plan.call == SEND and await plan.fire_now() and plan.fault == "crash":
+            with contextlib.suppress(Exception):
+                await self._inner.send_transaction(transaction)
+            raise SimulatedCrash("died right after send-transaction")
+        result: SendResult = await self._inner.send_transaction(transaction)
+        return result
+
+    async def get_escrows(self, contract_ids: Sequence[str], **options: Any) -> tuple[Escrow, ...]:
+        if self._plan.call == READ:
+            await self._plan.fire_now()
+        escrows: tuple[Escrow, ...] = await self._inner.get_escrows(contract_ids, **options)
+        return escrows
 
 
 async def _prepared(pool: asyncpg.Pool, kind: OperationKind) -> tuple[Deal, dict[str, Any]]:
@@ -94,25 +134,14 @@ def _comparable(deal: Deal, row: dict[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
-async def _run_with_fault(deal: Deal, operation_id: str, step: str, fault: str) -> None:
-    """Drive the operation with fresh workers, arming the fault when ``step`` comes up."""
-    world = deal.world
-    kind = OperationKind(str((await world.operation(operation_id))["kind"]))
-    method, route = CASES[kind][2][step]
-    armed = False
+async def _run_with_fault(plan: FaultAtStep) -> None:
+    """Drive the operation with fresh workers sharing ``plan`` until it ends."""
+    world = plan.deal.world
     for _ in range(20):
-        row = await world.operation(operation_id)
-        if row["status"] != "RUNNING":
+        if (await world.operation(plan.operation_id))["status"] != "RUNNING":
             return
-        await world.make_due(operation_id)
-        wrap = None
-        if not armed and row["step"] == step:
-            armed = True
-            if fault == "crash":
-                wrap = CrashingEscrow
-            else:
-                world.sandbox.faults.add("trustless_work", method, route, fault)
-        async with world.worker(wrap_escrow=wrap) as worker:
+        await world.make_due(plan.operation_id)
+        async with world.worker(wrap_escrow=plan.wrap) as worker:
             with contextlib.suppress(SimulatedCrash):
                 await worker.run_once()
     raise AssertionError("the operation did not settle")
@@ -134,11 +163,14 @@ async def test_fault_at_a_step_ends_as_a_clean_run(
     expected = await _clean_snapshot(pool, kind)
     deal, payload = await _prepared(pool, kind)
     operation_id = await deal.start(kind, **payload)
-    await _run_with_fault(deal, operation_id, step, fault)
+    plan = FaultAtStep(deal, operation_id, (kind, step), fault)
+    await _run_with_fault(plan)
+    # The fault was armed during its step, and (below) the sandbox consumed it on that call.
+    assert plan.fired, f"no {plan.call} call came during {step}"
+    assert not deal.world.sandbox.faults.pending()
     row = await deal.world.operation(operation_id)
     assert row["status"] == "SUCCEEDED", row["last_error"]
     assert _comparable(deal, row) == expected
-    assert not deal.world.sandbox.faults.pending()
     statuses = [s["status"] for s in await deal.world.submissions(operation_id)]
     assert "PENDING" not in statuses
     assert "FAILED" not in statuses
