@@ -12,10 +12,9 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 from prometheus_client import REGISTRY
 
@@ -36,23 +34,12 @@ from common.times import format_time
 from flows.event_stream import purge_events
 from flows.events import Event, emit
 from tests.api.support import MASTER_KEY, PUBLIC_CONFIG, Api, routes_for_tests, settings_for_tests
+from tests.serving import free_port
+from tests.serving import serving as served_at
 
 pytestmark = pytest.mark.db
 
 EVENTS = "/api/v1/events"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave pytest's signal handlers alone."""
-        yield
 
 
 class Served:
@@ -74,24 +61,12 @@ async def serving(dsn: str, **overrides: Any) -> AsyncIterator[Served]:
     """The app with test routes on a free port; lifespan run by uvicorn."""
     settings: Settings = settings_for_tests(**{"sse_poll_s": 60.0, **overrides})
     app = create_app(settings, dsn, public_config=PUBLIC_CONFIG, extra_routes=routes_for_tests())
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.01)
     limits = httpx.Limits(max_connections=50)
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=10, limits=limits
-        ) as client:
-            yield Served(app, Api(client, dsn))
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        served_at(app) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as client,
+    ):
+        yield Served(app, Api(client, dsn))
 
 
 class Frame(dict[str, str]):
@@ -481,7 +456,7 @@ _KEY = re.compile(r"API key: (ohk_\S+)")
 
 
 def _start(dsn: str, data_dir: Path) -> tuple[subprocess.Popen[str], int, str | None]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -489,7 +464,7 @@ def _start(dsn: str, data_dir: Path) -> tuple[subprocess.Popen[str], int, str | 
         "OFFERHUB_SSE_POLL_S": "60",
     }
     command = [sys.executable, "-m", "api", "serve", "--data-dir", str(data_dir)]
-    command += ["--port", str(port), "--sandbox-port", str(_free_port())]
+    command += ["--port", str(port), "--sandbox-port", str(free_port())]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -13,17 +13,16 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Final
 
 import httpx
-import uvicorn
 
 from providers.sandbox.app import Sandbox
+from tests.serving import free_port, serving
 
 __all__ = ["ServerProcess", "free_port", "provider_environment", "serving_sandbox"]
 
@@ -33,41 +32,11 @@ _KEY_LINE: Final = re.compile(r"API key: (ohk_\S+)")
 _MASTER_KEYS: Final = "1:" + base64.b64encode(bytes(range(32))).decode()
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (loopback)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave pytest's signal handlers alone."""
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serving_sandbox(sandbox: Sandbox) -> AsyncIterator[str]:
     """Serve ``sandbox`` over real HTTP from this event loop; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        sandbox.asgi_app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the sandbox server did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(sandbox.asgi_app()) as base_url:
+        yield base_url
 
 
 def provider_environment(sandbox: Sandbox, base_url: str) -> dict[str, str]:

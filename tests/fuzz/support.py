@@ -8,15 +8,12 @@ a fuzzer or a hostile client sends is read by the same server code as in product
 top-up, a withdrawal and a webhook endpoint, and returns their ids by path parameter.
 """
 
-import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 
 from api.api_keys import parse_key
 from api.app import create_app
@@ -27,21 +24,9 @@ from providers.sandbox.app import Sandbox
 from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
 from tests.api.support import MASTER_KEY, SandboxApi, settings_for_tests
 from tests.api.test_orders_support import USDC, Market
+from tests.serving import serving
 
 __all__ = ["MASTER_KEY", "Seeded", "served_market", "serving_on_sandbox"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave pytest's signal handlers alone."""
-        yield
 
 
 @contextlib.asynccontextmanager
@@ -67,21 +52,11 @@ async def serving_on_sandbox(dsn: str, *, wait_s: float = 5.0) -> AsyncIterator[
         topup_cancel_url="https://shop.example/cancelled",
     )
     app = create_app(settings, dsn, public_config=sandbox_config(providers), runtime=factory)
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield SandboxApi(client, dsn, sandbox)
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        serving(app) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+    ):
+        yield SandboxApi(client, dsn, sandbox)
 
 
 class Seeded:
