@@ -127,6 +127,10 @@ async def open_account(
     conn: asyncpg.Connection, marketplace_id: str, asset: str, spec: AccountSpec
 ) -> Account:
     """Open the account described by ``spec``, or return it if it is already open."""
+    # Most calls find the account open: one index read, not an upsert that reads it again.
+    row = await conn.fetchrow(SELECT_ACCOUNT_BY_CODE, marketplace_id, asset, spec.code)
+    if row is not None:
+        return _account(row)
     row = await conn.fetchrow(
         INSERT_ACCOUNT,
         marketplace_id,
