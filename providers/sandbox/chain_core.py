@@ -209,7 +209,10 @@ class ChainCore:
         self.closed_at = now_s
         for hook in hooks:
             hook()
-        if self.seconds_per_ledger:
+        # A frozen clock moves one ledger's worth per close. One that follows real time must not
+        # run ahead of it: a busy sandbox would drift minutes ahead, and Airtm's webhook
+        # signatures, stamped with this clock, are refused 300 s away from the receiver's time.
+        if self.seconds_per_ledger and not self.clock.follows_wall_clock:
             self.clock.advance(self.seconds_per_ledger)
 
     def account(self, account_id: str) -> AccountEntry | None:

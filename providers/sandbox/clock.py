@@ -17,6 +17,11 @@ class SandboxClock:
         self._frozen_s = time.time() if start_s is None else start_s
         self._follow_wall_clock = follow_wall_clock
 
+    @property
+    def follows_wall_clock(self) -> bool:
+        """True when the clock keeps in step with real time (only ``advance`` moves it ahead)."""
+        return self._follow_wall_clock
+
     def now(self) -> float:
         """Return the current sandbox time in unix seconds."""
         base = time.time() if self._follow_wall_clock else self._frozen_s
