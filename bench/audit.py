@@ -14,8 +14,6 @@ Then ``verify_chain`` recomputes the longest chain. The last line of output is o
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,11 +24,12 @@ import asyncpg
 # Run as a script, this file's folder comes first on sys.path; the repository root must.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _postgres import bench_database
+
 from common.ids import new_id
 from flows.audit import record_audit, verify_chain
 from flows.events import emit
 from ledger import create_pool, migrate
-from ledger.local_postgres import LocalPostgres
 
 WRITERS = 16
 
@@ -127,17 +126,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     args = parser.parse_args()
     duration_s = 3.0 if args.quick else args.duration
-    dsn = os.environ.get("DATABASE_URL")
-    server = None
-    if dsn is None:
-        server = LocalPostgres.in_temporary_folder("offerhub-bench-", durable=True)
-        dsn = server.start()
-    try:
+    with bench_database(durable=True) as dsn:
         figures = asyncio.run(run(dsn, duration_s))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     print(json.dumps(figures))
 
 

@@ -16,8 +16,6 @@ The last line of output is one JSON object. ``--quick`` uses 200 wallets instead
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,10 +26,11 @@ import httpx
 # Run as a script, this file's folder comes first on sys.path; the repository root must.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _postgres import bench_database
+
 from common.ids import new_id
 from flows.deposit_monitor import DepositMonitor, MonitorSettings, PassSummary
 from ledger import create_pool, migrate
-from ledger.local_postgres import LocalPostgres
 from providers.sandbox.app import Sandbox
 from providers.stellar.horizon import HorizonClient
 
@@ -115,17 +114,8 @@ def main() -> None:
     parser.add_argument("--wallets", type=int, default=1_000, help="wallets to watch")
     args = parser.parse_args()
     wallet_count = 200 if args.quick else args.wallets
-    dsn = os.environ.get("DATABASE_URL")
-    server = None
-    if dsn is None:
-        server = LocalPostgres.in_temporary_folder("offerhub-bench-", durable=True)
-        dsn = server.start()
-    try:
+    with bench_database(durable=True) as dsn:
         figures = asyncio.run(run(dsn, wallet_count))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     print(json.dumps(figures))
 
 

@@ -16,9 +16,7 @@ The last line of output is one JSON object. ``--quick`` runs each measurement fo
 import argparse
 import asyncio
 import json
-import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +27,8 @@ import asyncpg
 # Run as a script, this file's folder comes first on sys.path and its name would shadow the
 # ledger package; the repository root must come first.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _postgres import bench_database
 
 from common.ids import new_id
 from ledger import (
@@ -42,7 +42,6 @@ from ledger import (
     open_account,
     user_account,
 )
-from ledger.local_postgres import LocalPostgres
 
 ACCOUNT_COUNT = 10_000
 ASSET = "USD"
@@ -235,17 +234,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     args = parser.parse_args()
     duration_s = 3.0 if args.quick else args.duration
-    dsn = os.environ.get("DATABASE_URL")
-    server = None
-    if dsn is None:
-        server = LocalPostgres.in_temporary_folder("offerhub-bench-", durable=True)
-        dsn = server.start()
-    try:
+    with bench_database(durable=True) as dsn:
         figures = asyncio.run(run(dsn, duration_s))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     print(json.dumps(figures))
 
 

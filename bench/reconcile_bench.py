@@ -20,9 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,11 +33,12 @@ from stellar_sdk import StrKey
 # Run as a script, the repository root must be importable (as in bench/ledger.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _postgres import bench_database
+
 from common.ids import new_id
 from ledger import Transfer, create_transfers, migrate, open_account, system_account
 from ledger.accounts import escrow_account, user_account
 from ledger.db import create_pool
-from ledger.local_postgres import LocalPostgres
 from providers.sandbox.app import Sandbox
 from providers.sandbox.chain_state import AccountEntry, Trustline
 from providers.sandbox.trustless_work_escrows import EscrowRecord, MilestoneRecord
@@ -287,16 +286,8 @@ async def _measure(dsn: str, count: int) -> dict[str, Any]:
 async def run(quick: bool) -> dict[str, Any]:
     """Seed and reconcile 10,000 wallets and escrows (1,000 with ``quick``); the figures."""
     count = 1_000 if quick else 10_000
-    dsn = os.environ.get("DATABASE_URL")
-    if dsn is not None:
+    with bench_database(durable=False, prefix="offerhub-bench-recon-") as dsn:
         return await _measure(dsn, count)
-    server = LocalPostgres.in_temporary_folder("offerhub-bench-recon-", durable=False)
-    dsn = await asyncio.to_thread(server.start)
-    try:
-        return await _measure(dsn, count)
-    finally:
-        await asyncio.to_thread(server.stop)
-        shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -34,6 +33,8 @@ import asyncpg
 ROOT: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _postgres import bench_database  # noqa: E402
+
 from api.exports import ExportFormat, export_chunks  # noqa: E402
 from common.ids import new_id  # noqa: E402
 from ledger import (  # noqa: E402
@@ -43,7 +44,6 @@ from ledger import (  # noqa: E402
     system_account,
     user_account,
 )
-from ledger.local_postgres import LocalPostgres  # noqa: E402
 from ledger.queries import reports as ledger_queries  # noqa: E402
 
 USERS: Final = 1_000
@@ -224,17 +224,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     postings = 100_000 if args.quick else 1_000_000
-    configured = os.environ.get("DATABASE_URL")
-    server = (
-        None if configured else LocalPostgres.in_temporary_folder("bench-reports-", durable=False)
-    )
-    dsn = configured or server.start()  # type: ignore[union-attr]
-    try:
+    with bench_database(durable=False, prefix="bench-reports-") as dsn:
         figures = asyncio.run(run(dsn, postings))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the reconciler's requests
     figures.update(asyncio.run(_reconcile_figures(args.quick)))
     print(json.dumps(figures))

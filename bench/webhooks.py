@@ -14,8 +14,6 @@ The last line of output is one JSON object. ``--quick`` uses 300 events instead 
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,12 +23,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _postgres import bench_database
+
 from common.ids import new_id
 from flows import webhooks
 from flows.events import emit
 from flows.webhook_delivery import DeliverySettings, WebhookDispatcher, WebhookWorker
 from ledger import create_pool, migrate
-from ledger.local_postgres import LocalPostgres
 from providers.stellar.wallet_keys import MasterKeyring
 
 KEYRING = MasterKeyring({1: bytes(range(32))})
@@ -153,17 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 events instead of 2,000")
     args = parser.parse_args()
-    dsn = os.environ.get("DATABASE_URL")
-    server = None
-    if dsn is None:
-        server = LocalPostgres.in_temporary_folder("offerhub-bench-", durable=True)
-        dsn = server.start()
-    try:
+    with bench_database(durable=True) as dsn:
         figures = asyncio.run(run(dsn, 300 if args.quick else 2000))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)  # a cluster per run adds up
     print(json.dumps(figures))
 
 
