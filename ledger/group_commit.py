@@ -127,12 +127,9 @@ class GroupCommitter:
                         raise
         finally:
             del self._drainers[key]
-            if not queue:
-                del self._queues[key]
-            else:  # cancelled with members waiting: they fail rather than hang
-                for member in queue:
-                    _settle(member, error=asyncio.CancelledError())
-                del self._queues[key]
+            # Empty unless cancelled with members waiting: those fail rather than hang.
+            for member in self._queues.pop(key):
+                _settle(member, error=asyncio.CancelledError())
 
     async def _run_group(self, group: list[_Member[Any]]) -> None:
         if len(group) == 1:
