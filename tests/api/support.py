@@ -24,7 +24,7 @@ from api.database import read
 from api.errors import invalid
 from api.idempotency import Reply, run_mutation
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, page_of, page_request
-from api.runtime import provider_runtime
+from api.runtime import RuntimeFactory, provider_runtime
 from api.schemas import Amount, Currency, RequestStruct, ResponseStruct, amount_minor
 from api.serve import sandbox_config
 from api.settings import Settings
@@ -32,7 +32,7 @@ from common.errors import OrderNotFound
 from common.ids import new_id
 from flows.events import emit
 from flows.runtime import sandbox_endpoints
-from providers.sandbox.app import Sandbox
+from providers.sandbox.app import Sandbox, SandboxProviderSettings
 from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
 
 MASTER_KEY = "master-key-for-tests-0123456789"
@@ -280,6 +280,28 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         await task
 
 
+def sandbox_runtime(
+    sandbox: Sandbox,
+    providers: SandboxProviderSettings,
+    *,
+    wait_s: float,
+    deposit_poll_s: float | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RuntimeFactory:
+    """The runtime of a test app on ``sandbox``: real clients to ``providers``, the test
+    keyring, the sandbox's platform key and a runner polling every 0.2 s."""
+    return provider_runtime(
+        sandbox_endpoints(providers),
+        keyring=MasterKeyring({1: bytes(range(32))}),
+        platform_seed=SecretSeed.from_keypair(sandbox.platform),
+        network_name="sandbox",
+        wait_s=wait_s,
+        poll_s=0.2,
+        deposit_poll_s=deposit_poll_s,
+        transport=transport,
+    )
+
+
 class SandboxApi(Api):
     """An :class:`Api` whose app runs operations on an in-process sandbox."""
 
@@ -315,13 +337,10 @@ async def running_api_on_sandbox(
     else:
         sandbox = Sandbox(seed=seed, start_s=1_800_000_000)
     providers = sandbox.provider_settings("http://sandbox.test")
-    factory = provider_runtime(
-        sandbox_endpoints(providers),
-        keyring=MasterKeyring({1: bytes(range(32))}),
-        platform_seed=SecretSeed.from_keypair(sandbox.platform),
-        network_name="sandbox",
+    factory = sandbox_runtime(
+        sandbox,
+        providers,
         wait_s=wait_s,
-        poll_s=0.2,
         deposit_poll_s=deposit_poll_s,
         transport=httpx.ASGITransport(app=sandbox.asgi_app()),
     )

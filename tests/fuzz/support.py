@@ -17,12 +17,9 @@ import httpx
 
 from api.api_keys import parse_key
 from api.app import create_app
-from api.runtime import provider_runtime
 from api.serve import sandbox_config
-from flows.runtime import sandbox_endpoints
 from providers.sandbox.app import Sandbox
-from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
-from tests.api.support import MASTER_KEY, SandboxApi, settings_for_tests
+from tests.api.support import MASTER_KEY, SandboxApi, sandbox_runtime, settings_for_tests
 from tests.api.test_orders_support import USDC, Market
 from tests.serving import serving
 
@@ -34,13 +31,10 @@ async def serving_on_sandbox(dsn: str, *, wait_s: float = 5.0) -> AsyncIterator[
     """The app with its sandbox runtime on a free port; a client on it (base_url set)."""
     sandbox = Sandbox(seed=3, start_s=1_800_000_000)
     providers = sandbox.provider_settings("http://sandbox.test")
-    factory = provider_runtime(
-        sandbox_endpoints(providers),
-        keyring=MasterKeyring({1: bytes(range(32))}),
-        platform_seed=SecretSeed.from_keypair(sandbox.platform),
-        network_name="sandbox",
+    factory = sandbox_runtime(
+        sandbox,
+        providers,
         wait_s=wait_s,
-        poll_s=0.2,
         deposit_poll_s=None,
         transport=httpx.ASGITransport(app=sandbox.asgi_app()),
     )

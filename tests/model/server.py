@@ -23,15 +23,12 @@ import msgspec
 import uvicorn
 
 from api.app import create_app
-from api.runtime import provider_runtime
 from api.serve import sandbox_config
 from common.ids import new_id
-from flows.runtime import sandbox_endpoints
 from ledger import Transfer, TransferResult, create_transfers, open_account, system_account
 from ledger.db import create_pool, run_in_transaction
 from providers.sandbox.app import Sandbox
-from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
-from tests.api.support import settings_for_tests
+from tests.api.support import sandbox_runtime, settings_for_tests
 
 __all__ = ["AIRTM_EMAILS", "LiveServer"]
 
@@ -242,14 +239,8 @@ class LiveServer:
             topups_per_user_per_min=0,
             withdrawals_per_user_per_min=0,
         )
-        runtime = provider_runtime(
-            sandbox_endpoints(providers),
-            keyring=MasterKeyring({1: bytes(range(32))}),
-            platform_seed=SecretSeed.from_keypair(self.sandbox.platform),
-            network_name="sandbox",
-            wait_s=self.wait_s,
-            poll_s=0.2,
-            deposit_poll_s=self.deposit_poll_s,
+        runtime = sandbox_runtime(
+            self.sandbox, providers, wait_s=self.wait_s, deposit_poll_s=self.deposit_poll_s
         )
         return create_app(
             settings, self.dsn, public_config=sandbox_config(providers), runtime=runtime

@@ -19,12 +19,9 @@ import uvicorn
 from offerhub_client import OfferHub
 
 from api.app import create_app
-from api.runtime import provider_runtime
 from api.serve import sandbox_config
-from flows.runtime import sandbox_endpoints
 from providers.sandbox.app import Sandbox
-from providers.stellar.wallet_keys import MasterKeyring, SecretSeed
-from tests.api.support import MASTER_KEY, settings_for_tests
+from tests.api.support import MASTER_KEY, sandbox_runtime, settings_for_tests
 
 T = TypeVar("T")
 
@@ -90,13 +87,10 @@ def live_server(dsn: str, *, deposit_poll_s: float | None = 0.2) -> Iterator[Liv
     """Serve the app on the sandbox on a free port until the block ends."""
     sandbox = Sandbox(seed=3, start_s=1_800_000_000)
     providers = sandbox.provider_settings("http://sandbox.test")
-    runtime = provider_runtime(
-        sandbox_endpoints(providers),
-        keyring=MasterKeyring({1: bytes(range(32))}),
-        platform_seed=SecretSeed.from_keypair(sandbox.platform),
-        network_name="sandbox",
+    runtime = sandbox_runtime(
+        sandbox,
+        providers,
         wait_s=10.0,
-        poll_s=0.2,
         deposit_poll_s=deposit_poll_s,
         transport=httpx.ASGITransport(app=sandbox.asgi_app()),
     )
