@@ -33,8 +33,6 @@ import asyncpg
 ROOT: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _postgres import bench_database  # noqa: E402
-
 from api.exports import ExportFormat, export_chunks  # noqa: E402
 from common.ids import new_id  # noqa: E402
 from ledger import (  # noqa: E402
@@ -224,6 +222,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     postings = 100_000 if args.quick else 1_000_000
+    # Imported here: the tests import this module as bench.reports, where bench/ is no script
+    # folder on sys.path.
+    from _postgres import bench_database  # noqa: PLC0415
+
     with bench_database(durable=False, prefix="bench-reports-") as dsn:
         figures = asyncio.run(run(dsn, postings))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the reconciler's requests
